@@ -1,0 +1,88 @@
+"""The droplet: coordinate descent from one seed point, with a growing radius.
+
+A state machine with two calls: :meth:`Droplet.proposals` gives the unvisited neighbours at
+the current radius; :meth:`Droplet.observe` takes what was measured of them. The best
+neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) becomes the new
+centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
+converged when the radius passes the largest range of any site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .neighbourhood import neighbours
+from .space import DecisionSpace, Point
+from .stats import is_faster, mean
+
+
+class Droplet:
+    """Coordinate descent over one :class:`~ms_droplet.space.DecisionSpace`.
+
+    Parameters
+    ----------
+    space:
+        The sites of the seed's trace.
+    center:
+        The seed point.
+    center_samples:
+        The seed's measured run times (seconds).
+    p_value:
+        Significance level of the acceptance test.
+    """
+
+    def __init__(
+        self,
+        space: DecisionSpace,
+        center: Point,
+        center_samples: Sequence[float],
+        p_value: float = 0.05,
+    ) -> None:
+        if not space.admits(center):
+            raise ValueError(f"the seed point {center!r} is not in its decision space")
+        self.space = space
+        self.center = center
+        self.center_samples = tuple(center_samples)
+        self.p_value = p_value
+        self.radius = 1
+        self.visited: set[Point] = {center}
+        self.accepted: list[Point] = []
+        self._max_radius = space.max_radius()
+
+    @property
+    def converged(self) -> bool:
+        """True once no radius up to the space's largest range has an unvisited neighbour."""
+        return self.radius > self._max_radius
+
+    @property
+    def best_time(self) -> float:
+        """Mean run time of the current centre."""
+        return mean(self.center_samples)
+
+    def proposals(self) -> list[Point]:
+        """Unvisited neighbours at the current radius, growing it past exhausted radii."""
+        while not self.converged:
+            fresh = [p for p in neighbours(self.space, self.center, self.radius) if p not in self.visited]
+            if fresh:
+                return fresh
+            self.radius += 1
+        return []
+
+    def observe(self, results: Mapping[Point, Sequence[float] | None]) -> Point | None:
+        """Take the measurements of some proposals; return the new centre, if one was accepted.
+
+        ``None`` (or empty samples) marks a point that failed to replay, build or run: it is
+        visited and never accepted.
+        """
+        best: Point | None = None
+        for point, samples in results.items():
+            self.visited.add(point)
+            if samples and is_faster(samples, self.center_samples, self.p_value):
+                if best is None or mean(samples) < mean(results[best]):
+                    best = point
+        if best is None:
+            self.radius += 1
+            return None
+        self.center, self.center_samples, self.radius = best, tuple(results[best]), 1
+        self.accepted.append(best)
+        return best

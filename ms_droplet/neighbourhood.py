@@ -1,0 +1,70 @@
+"""Neighbours of a point at a given radius, one site moved at a time.
+
+- Tile sites: move a divisor made of ``radius`` prime factors from one tile level to another,
+  so the product stays the loop extent; the innermost factor keeps within its limit.
+- Categorical and compute-location sites: the index moves by ``+radius`` or ``-radius``.
+
+Every neighbour returned is legal in the space, differs from the point, and appears once; the
+order is deterministic (site order, then move order) so that a seeded search replays exactly.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from .space import COMPUTE_LOCATION_MIN, TILE, Decision, DecisionSpace, Point, Site, prime_factors
+
+
+def _divisors_with_omega(n: int, omega: int) -> list[int]:
+    """Divisors of ``n`` that are a product of exactly ``omega`` primes (with multiplicity)."""
+    return sorted({_product(c) for c in combinations(prime_factors(n), omega)}) if omega else []
+
+
+def _product(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def tile_moves(factors: tuple[int, ...], radius: int, max_innermost: int = 0) -> list[tuple[int, ...]]:
+    """Perfect tilings reached by moving a divisor with ``radius`` prime factors between levels."""
+    out: dict[tuple[int, ...], None] = {}
+    n = len(factors)
+    for src in range(n):
+        for f in _divisors_with_omega(factors[src], radius):
+            for dst in range(n):
+                if dst == src:
+                    continue
+                new = list(factors)
+                new[src] //= f
+                new[dst] *= f
+                if max_innermost > 0 and new[-1] > max_innermost:
+                    continue
+                out[tuple(new)] = None
+    return list(out)
+
+
+def index_moves(value: int, radius: int, low: int, high: int) -> list[int]:
+    """``value - radius`` and ``value + radius`` where they fall in ``[low, high)``."""
+    return [v for v in (value - radius, value + radius) if low <= v < high]
+
+
+def site_moves(site: Site, decision: Decision, radius: int) -> list[Decision]:
+    """The legal values of one site at ``radius`` from ``decision``."""
+    if radius < 1:
+        return []
+    if site.kind == TILE:
+        return [m for m in tile_moves(tuple(decision), radius, site.max_innermost) if site.admits(m)]
+    low = 0 if site.kind == "categorical" else COMPUTE_LOCATION_MIN
+    return index_moves(int(decision), radius, low, site.num_choices)
+
+
+def neighbours(space: DecisionSpace, point: Point, radius: int) -> list[Point]:
+    """All points that differ from ``point`` at one site by a move of ``radius``."""
+    out: dict[Point, None] = {}
+    for i, site in enumerate(space.sites):
+        for move in site_moves(site, point[i], radius):
+            if move != point[i]:
+                out[point[:i] + (move,) + point[i + 1 :]] = None
+    return list(out)

@@ -1,0 +1,39 @@
+"""When is a measured neighbour really faster than the centre of the droplet?"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from scipy import stats
+
+
+def mean(samples: Sequence[float]) -> float:
+    """Arithmetic mean of run times (``inf`` for no samples)."""
+    return math.fsum(samples) / len(samples) if samples else math.inf
+
+
+def is_faster(candidate: Sequence[float], incumbent: Sequence[float], p_value: float = 0.05) -> bool:
+    """Whether ``candidate`` run times beat ``incumbent`` run times.
+
+    The candidate must have the lower mean. When both sides have at least two samples it must
+    also pass a one-sided Welch t-test (``scipy.stats.ttest_ind``, unequal variances,
+    alternative "candidate is less") at level ``p_value``. With a single sample on either side
+    no test is possible and the lower mean decides alone, as in the original Droplet Search;
+    MetaSchedule's default runner takes one sample (``repeat=1``), so ask for ``repeat >= 2``
+    to get the test. Two sides without any spread are decided by their means.
+    """
+    if not candidate or not incumbent:
+        return False
+    if mean(candidate) >= mean(incumbent):
+        return False
+    if len(candidate) < 2 or len(incumbent) < 2:
+        return True
+    if _spread(candidate) == 0.0 and _spread(incumbent) == 0.0:
+        return True
+    result = stats.ttest_ind(candidate, incumbent, equal_var=False, alternative="less")
+    return bool(result.pvalue <= p_value)
+
+
+def _spread(samples: Sequence[float]) -> float:
+    return max(samples) - min(samples)

@@ -1,0 +1,490 @@
+"""DropletSearch: the MetaSchedule search strategy (a thin adapter around :mod:`.descent`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+from tvm.s_tir.schedule import Trace
+from tvm.s_tir.meta_schedule.search_strategy import (
+    EvolutionarySearch,
+    MeasureCandidate,
+    PySearchStrategy,
+    SearchStrategy,
+)
+
+from .descent import Droplet
+from .space import DecisionSpace, Point
+from .stats import mean
+from .trace import (
+    base_trace,
+    count_loops,
+    module_key,
+    read_point,
+    read_space,
+    replay,
+    run_samples,
+    with_point,
+)
+
+if TYPE_CHECKING:
+    from tvm.s_tir.meta_schedule import TuneContext
+    from tvm.s_tir.meta_schedule.cost_model import CostModel
+    from tvm.s_tir.meta_schedule.database import Database
+    from tvm.s_tir.meta_schedule.runner import RunnerResult
+    from tvm.s_tir.schedule import Schedule
+
+logger = logging.getLogger("ms_droplet")
+
+EXPLORE_SOURCES = ("auto", "evolutionary", "replay")
+_MAX_SEED = 2**31 - 1
+# Exploration rounds in a row that yield nothing new before exploration is declared exhausted.
+_MAX_EMPTY_EXPLORE_ROUNDS = 3
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"DropletSearch: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_fraction(name: str, value: Any, *, allow_zero: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (0 <= value <= 1) or (value == 0 and not allow_zero):
+        bound = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ValueError(f"DropletSearch: {name} must be a number in {bound}, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class _Measured:
+    """A schedule measured in this run or found in the database."""
+
+    trace: Trace  # base trace (post-processing stripped)
+    samples: tuple[float, ...] | None  # run seconds; None when it failed
+
+
+@dataclass
+class _Pending:
+    """A candidate handed out and not yet notified; index in the batch = index here."""
+
+    key: int
+    trace: Trace
+    point: Point | None = None  # set for droplet candidates
+
+
+@dataclass
+class _Descent:
+    droplet: Droplet
+    trace: Trace  # base trace of the seed: the structure every point is replayed on
+    known: dict[Point, tuple[float, ...] | None] = field(default_factory=dict)
+
+
+class _TaskState:
+    """Everything one ``pre_tuning`` .. ``post_tuning`` span owns."""
+
+    def __init__(
+        self,
+        opts: dict[str, Any],
+        context: TuneContext,
+        max_trials: int,
+        num_trials_per_iter: int,
+        design_spaces: list[Schedule],
+        database: Database | None,
+        cost_model: CostModel | None,
+        seed: int,
+    ) -> None:
+        self.opts = opts
+        self.context = context
+        self.mod = context.mod
+        self.postprocs = list(context.space_generator.postprocs or [])
+        self.max_trials = max_trials
+        self.batch = num_trials_per_iter
+        self.cost_model = cost_model
+        self.rng = np.random.default_rng(seed)
+        self.sent = 0
+        self.measured: dict[int, _Measured] = {}
+        self.pending: list[_Pending] = []
+        self.descent: _Descent | None = None
+        self.descended: set[int] = set()
+        self.seeds_used = 0
+        self.empty_explore_rounds = 0
+        self.design_traces = [sch.trace for sch in design_spaces]
+        self.num_db_records = self._load_database(database)
+
+        planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
+        have = sum(1 for m in self.measured.values() if m.samples)
+        self.explore_left = max(planned - have, 0 if have else 1)
+        source = opts["explore"]
+        if source == "auto":
+            source = "evolutionary" if database is not None and cost_model is not None else "replay"
+        if source == "evolutionary" and (database is None or cost_model is None):
+            raise ValueError(
+                "DropletSearch: explore='evolutionary' needs a database and a cost model, "
+                f"got database={database!r}, cost_model={cost_model!r}"
+            )
+        self.explore_source = source
+        self.inner: SearchStrategy | None = None
+        if source == "evolutionary" and self.explore_left > 0:
+            self.inner = EvolutionarySearch()
+            self.inner._initialize_with_tune_context(context)  # noqa: SLF001 - MetaSchedule's protocol
+            self.inner.pre_tuning(
+                self.explore_left, num_trials_per_iter, design_spaces, database, cost_model
+            )
+        logger.info(
+            "droplet %s: budget %d, explore %d by %s, %d records already in the database",
+            context.task_name, max_trials, self.explore_left, source, self.num_db_records,
+        )
+
+    # ---------------------------------------------------------------- database
+    def _load_database(self, database: Database | None) -> int:
+        """Replay this workload's records: they seed the descent and are never measured again."""
+        if database is None:
+            return 0
+        workload = database.commit_workload(self.mod)
+        count = skipped = 0
+        for record in database.get_all_tuning_records():
+            if not (record.workload.same_as(workload) or _same_module(record.workload.mod, self.mod)):
+                continue
+            count += 1
+            trace = base_trace(record.trace)
+            sch = replay(self.mod, trace, self.postprocs, seed=1)
+            if sch is None:
+                skipped += 1
+                continue
+            self.measured.setdefault(module_key(sch.mod), _Measured(trace, run_samples(record.run_secs)))
+        if skipped:
+            logger.warning("droplet: skipped %d database record(s) whose trace no longer replays", skipped)
+        return count
+
+    # ---------------------------------------------------------------- generate
+    def generate(self) -> list[MeasureCandidate] | None:
+        while self.sent < self.max_trials:
+            n = min(self.batch, self.max_trials - self.sent)
+            if self.explore_left > 0:
+                picked = self._explore(min(n, self.explore_left))
+                if picked is None:
+                    self._end_explore()
+                    continue
+                if not picked:
+                    self.empty_explore_rounds += 1
+                    if self.empty_explore_rounds >= _MAX_EMPTY_EXPLORE_ROUNDS:
+                        self._end_explore()
+                    continue
+                self.empty_explore_rounds = 0
+                return self._send(picked)
+            picked = self._exploit(n)
+            if picked is None:
+                return None
+            return self._send(picked)
+        return None
+
+    def _send(self, picked: list[tuple[Schedule, _Pending]]) -> list[MeasureCandidate]:
+        self.pending = [p for _, p in picked]
+        self.sent += len(picked)
+        return [
+            MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
+            for sch, _ in picked
+        ]
+
+    def _new_seed(self) -> int:
+        return int(self.rng.integers(1, _MAX_SEED))
+
+    def _is_new(self, key: int, taken: set[int]) -> bool:
+        return key not in self.measured and key not in taken
+
+    # ---------------------------------------------------------------- explore
+    def _explore(self, n: int) -> list[tuple[Schedule, _Pending]] | None:
+        if self.inner is not None:
+            return self._explore_evolutionary()
+        picked: list[tuple[Schedule, _Pending]] = []
+        taken: set[int] = set()
+        for _ in range(n * self.opts["max_fail_count"]):
+            if len(picked) == n:
+                break
+            design = self.design_traces[int(self.rng.integers(len(self.design_traces)))]
+            sch = replay(self.mod, Trace(design.insts, {}), self.postprocs, self._new_seed())
+            if sch is None:
+                continue
+            key = module_key(sch.mod)
+            if self._is_new(key, taken):
+                taken.add(key)
+                picked.append((sch, _Pending(key, base_trace(sch.trace))))
+        return picked
+
+    def _explore_evolutionary(self) -> list[tuple[Schedule, _Pending]] | None:
+        candidates = self.inner.generate_measure_candidates()
+        if candidates is None:
+            return None
+        picked, kept, taken = [], [], set()
+        for cand in candidates:
+            key = module_key(cand.sch.mod)
+            if self._is_new(key, taken):
+                taken.add(key)
+                kept.append(cand)
+                picked.append((cand.sch, _Pending(key, base_trace(cand.sch.trace))))
+        self._inner_batch = kept
+        if not picked:
+            self.inner.notify_runner_results([], [])
+        return picked
+
+    def _end_explore(self) -> None:
+        self.explore_left = 0
+        if self.inner is not None:
+            self.inner.post_tuning()
+            self.inner = None
+
+    # ---------------------------------------------------------------- exploit
+    def _start_descent(self) -> bool:
+        if self.seeds_used >= self.opts["num_seeds"]:
+            return False
+        ranked = sorted(
+            ((mean(m.samples), key) for key, m in self.measured.items() if m.samples and key not in self.descended),
+        )
+        for _, key in ranked:
+            m = self.measured[key]
+            self.descended.add(key)
+            try:
+                space, point = read_space(m.trace, count_loops(self.mod, m.trace))
+                droplet = Droplet(space, point, m.samples, self.opts["p_value"])
+            except Exception as err:  # noqa: BLE001 - a seed that cannot be read is skipped
+                logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
+                continue
+            self.seeds_used += 1
+            self.descent = _Descent(droplet, m.trace)
+            logger.info(
+                "droplet %s: descent %d from a seed at %.4g ms over %d sites",
+                self.context.task_name, self.seeds_used, droplet.best_time * 1e3, len(space.sites),
+            )
+            return True
+        return False
+
+    def _exploit(self, n: int) -> list[tuple[Schedule, _Pending]] | None:
+        while True:
+            if self.descent is None or self.descent.droplet.converged:
+                if self.descent is not None:
+                    logger.info(
+                        "droplet %s: descent %d converged at %.4g ms after %d accepted moves",
+                        self.context.task_name, self.seeds_used,
+                        self.descent.droplet.best_time * 1e3, len(self.descent.droplet.accepted),
+                    )
+                self.descent = None
+                if not self._start_descent():
+                    return None
+            descent = self.descent
+            droplet = descent.droplet
+            proposals = droplet.proposals()
+            if not proposals:
+                continue
+            known: dict[Point, tuple[float, ...] | None] = {}
+            fresh: list[tuple[Schedule, _Pending]] = []
+            taken: set[int] = set()
+            positions = [s.position for s in droplet.space.sites]
+            for point in proposals:
+                trace = with_point(descent.trace, droplet.space, point)
+                sch = replay(self.mod, trace, self.postprocs, self._new_seed())
+                # A compute location that is not valid replays as another one: an alias, not a point.
+                if sch is None or read_point(sch.trace, positions) != point:
+                    known[point] = None
+                    continue
+                key = module_key(sch.mod)
+                self.descended.add(key)
+                if key in self.measured:
+                    known[point] = self.measured[key].samples
+                elif key in taken:
+                    known[point] = None
+                else:
+                    taken.add(key)
+                    fresh.append((sch, _Pending(key, trace, point)))
+            if len(fresh) > n:
+                fresh = self._rank(fresh)[:n]
+            if fresh:
+                descent.known = known
+                return fresh
+            self._observe(known)
+
+    def _rank(self, fresh: list[tuple[Schedule, _Pending]]) -> list[tuple[Schedule, _Pending]]:
+        """Best predicted first by the cost model; without one, a seeded shuffle."""
+        if self.cost_model is None:
+            order = self.rng.permutation(len(fresh))
+        else:
+            cands = [
+                MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
+                for sch, _ in fresh
+            ]
+            scores = np.asarray(self.cost_model.predict(self.context, cands), dtype=float)
+            order = np.argsort(-scores, kind="stable")
+        return [fresh[i] for i in order]
+
+    def _observe(self, results: dict[Point, tuple[float, ...] | None]) -> None:
+        if self.descent.droplet.observe(results) is not None:
+            logger.info(
+                "droplet %s: moved to %.4g ms", self.context.task_name, self.descent.droplet.best_time * 1e3
+            )
+
+    # ---------------------------------------------------------------- notify
+    def notify(self, candidates: list[MeasureCandidate], results: list[RunnerResult]) -> None:
+        if len(results) != len(self.pending) or len(candidates) != len(self.pending):
+            raise ValueError(
+                f"DropletSearch: {len(self.pending)} candidates were handed out but "
+                f"{len(candidates)} candidates and {len(results)} results came back"
+            )
+        droplet_results: dict[Point, tuple[float, ...] | None] = {}
+        for pending, result in zip(self.pending, results):
+            samples = None if result.error_msg else run_samples(result.run_secs)
+            self.measured[pending.key] = _Measured(pending.trace, samples)
+            if pending.point is not None:
+                droplet_results[pending.point] = samples
+        if self.inner is not None and self.explore_left > 0:
+            self.inner.notify_runner_results(self._inner_batch, results)
+        if self.pending and self.pending[0].point is None:
+            self.explore_left = max(0, self.explore_left - len(self.pending))
+            if self.explore_left == 0:
+                self._end_explore()
+        elif self.descent is not None:
+            self._observe({**self.descent.known, **droplet_results})
+        self.pending = []
+
+    def close(self) -> None:
+        self._end_explore()
+
+
+def _same_module(a, b) -> bool:
+    import tvm_ffi  # noqa: PLC0415
+
+    return bool(tvm_ffi.structural_equal(a, b))
+
+
+class _DropletSearch(PySearchStrategy):
+    """Droplet Search: a short exploration, then coordinate descent over the best schedules.
+
+    Explore
+        Up to ``explore_trials`` candidates (and never more than ``explore_fraction`` of the
+        task's budget) drawn by MetaSchedule's own machinery: its evolutionary search with the
+        cost model (``explore="evolutionary"``, as Ansor's first 300 trials in the published
+        work), or plain replay of the design spaces with random decisions
+        (``explore="replay"``). ``"auto"`` takes evolutionary search when ``pre_tuning``
+        receives a database and a cost model, replay otherwise. Records already in the
+        database count towards the exploration, so a resumed run goes straight on.
+    Exploit
+        Coordinate descent from the best measured schedule over its sampling decisions
+        (perfect tiles, categorical choices such as unroll, compute locations): neighbours at
+        radius ``r`` move one decision by ``r`` steps (see :mod:`ms_droplet.neighbourhood`).
+        A neighbour is accepted when it is faster and, where both sides have two or more run
+        samples, a one-sided Welch t-test gives ``p <= p_value``; with a single sample on
+        either side the lower mean decides alone. Acceptance resets the radius to 1, otherwise
+        it grows by 1. When a batch cannot hold every neighbour, the cost model (if any) picks
+        the most promising ones, else a seeded shuffle does.
+    Converged
+        When the radius passes the largest range of any decision, the descent restarts from
+        the best measured schedule that no descent has visited yet, up to ``num_seeds``
+        descents in all; then the strategy returns ``None`` and the task ends early, handing
+        the remaining budget back to the task scheduler. Restarts are bounded because each
+        later seed is worse than the first and a full descent costs many trials; ending
+        early is the point of the method (good kernels much sooner).
+
+    Every candidate is new to the database: schedules already recorded (this run or an
+    earlier one on the same work dir) are never measured again, their stored times are reused.
+    The same seed and the same measurements give the same candidates (with
+    ``explore="evolutionary"`` that holds only for ``num_threads=1``, since MetaSchedule's
+    evolutionary search samples in parallel threads).
+
+    Parameters
+    ----------
+    explore_trials : int, default 300
+        Most candidates measured in the exploration phase.
+    explore_fraction : float in (0, 1], default 0.5
+        Largest share of the task's ``max_trials`` given to exploration.
+    explore : {"auto", "evolutionary", "replay"}, default "auto"
+        How exploration candidates are drawn.
+    p_value : float in (0, 1], default 0.05
+        Significance level of the acceptance test.
+    num_seeds : int >= 1, default 3
+        Most descents (first seed plus restarts) before the strategy stops early.
+    max_fail_count : int >= 1, default 64
+        Replay attempts per wanted candidate during replay exploration.
+    seed : int or None, default None
+        Seed of the strategy's own random choices; ``None`` derives it from the
+        ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
+    """
+
+    def __init__(
+        self,
+        *,
+        explore_trials: int = 300,
+        explore_fraction: float = 0.5,
+        explore: str = "auto",
+        p_value: float = 0.05,
+        num_seeds: int = 3,
+        max_fail_count: int = 64,
+        seed: int | None = None,
+    ) -> None:
+        if explore not in EXPLORE_SOURCES:
+            raise ValueError(f"DropletSearch: explore must be one of {EXPLORE_SOURCES}, got {explore!r}")
+        self._options = {
+            "explore_trials": _check_int("explore_trials", explore_trials, 0),
+            "explore_fraction": _check_fraction("explore_fraction", explore_fraction, allow_zero=False),
+            "explore": explore,
+            "p_value": _check_fraction("p_value", p_value, allow_zero=False),
+            "num_seeds": _check_int("num_seeds", num_seeds, 1),
+            "max_fail_count": _check_int("max_fail_count", max_fail_count, 1),
+            "seed": None if seed is None else _check_int("seed", seed, 0),
+        }
+        self._context: TuneContext | None = None
+        self._state: _TaskState | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The constructor arguments, as validated."""
+        return dict(self._options)
+
+    def _initialize_with_tune_context(self, context: TuneContext) -> None:
+        self._context = context
+
+    def pre_tuning(
+        self,
+        max_trials: int,
+        num_trials_per_iter: int,
+        design_spaces: list[Schedule],
+        database: Database | None = None,
+        cost_model: CostModel | None = None,
+    ) -> None:
+        if self._context is None:
+            raise ValueError("DropletSearch: pre_tuning called before the TuneContext initialised it")
+        if self._state is not None:
+            raise ValueError("DropletSearch: pre_tuning called twice without post_tuning")
+        if not design_spaces:
+            raise ValueError("DropletSearch: pre_tuning needs at least one design space")
+        seed = self._options["seed"]
+        if seed is None:
+            seed = int(self._context.rand_state) % _MAX_SEED
+        self._state = _TaskState(
+            self._options, self._context, int(max_trials), int(num_trials_per_iter),
+            list(design_spaces), database, cost_model, seed,
+        )
+
+    def post_tuning(self) -> None:
+        if self._state is not None:
+            self._state.close()
+        self._state = None
+
+    def generate_measure_candidates(self) -> list[MeasureCandidate] | None:
+        if self._state is None:
+            raise ValueError("DropletSearch: generate_measure_candidates called before pre_tuning")
+        return self._state.generate()
+
+    def notify_runner_results(self, measure_candidates: list[MeasureCandidate], results: list[RunnerResult]) -> None:
+        if self._state is None:
+            raise ValueError("DropletSearch: notify_runner_results called before pre_tuning")
+        self._state.notify(list(measure_candidates), list(results))
+
+    def clone(self) -> SearchStrategy:
+        return DropletSearch(**self._options)
+
+
+DropletSearch = derived_object(_DropletSearch)
+DropletSearch.__doc__ = _DropletSearch.__doc__
