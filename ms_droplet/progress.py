@@ -1,0 +1,65 @@
+"""Progress lines and a tuning curve, from a MetaSchedule measure callback."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+from .trace import run_samples
+
+
+@dataclass
+class ProgressPrinter:
+    """Counts every measured candidate and prints one line per batch.
+
+    ``curve`` holds ``(trial, seconds since start, best latency so far)`` after each candidate.
+    """
+
+    total: int
+    flops: float = 0.0
+    quiet: bool = False
+    stream: TextIO = sys.stdout
+    count: int = 0
+    failures: int = 0
+    best: float = float("inf")
+    curve: list[tuple[int, float, float]] = field(default_factory=list)
+    _start: float = field(default_factory=time.perf_counter)
+
+    def record(self, builder_results, runner_results) -> None:
+        """Account for one measured batch."""
+        now = time.perf_counter() - self._start
+        for built, ran in zip(builder_results, runner_results):
+            self.count += 1
+            samples = None if (built.error_msg or ran.error_msg) else run_samples(ran.run_secs)
+            if samples is None:
+                self.failures += 1
+            else:
+                self.best = min(self.best, sum(samples) / len(samples))
+            self.curve.append((self.count, now, self.best))
+        if not self.quiet:
+            best = "n/a" if self.best == float("inf") else f"{self.best * 1e6:.2f} us"
+            rate = f", {self.flops / self.best / 1e9:.2f} GFLOPS" if self.flops and self.best < float("inf") else ""
+            print(
+                f"  [{now:7.1f} s] trials {self.count:5d}/{self.total}  best {best}{rate}"
+                f"  ({self.failures} failed)",
+                file=self.stream,
+                flush=True,
+            )
+
+    def callback(self):
+        """A MetaSchedule measure callback that feeds :meth:`record`."""
+        return _ProgressCallback(self)
+
+
+@derived_object
+class _ProgressCallback(PyMeasureCallback):
+    def __init__(self, printer: ProgressPrinter) -> None:
+        self.printer = printer
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        self.printer.record(builder_results, runner_results)

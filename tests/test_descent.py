@@ -1,0 +1,108 @@
+"""The droplet state machine and its acceptance test: plain Python, no TVM."""
+
+import math
+
+import pytest
+
+from ms_droplet.descent import Droplet
+from ms_droplet.space import CATEGORICAL, TILE, DecisionSpace, Site
+from ms_droplet.stats import is_faster, mean
+
+SPACE = DecisionSpace((Site(TILE, 0, extent=16, max_innermost=16), Site(CATEGORICAL, 1, num_choices=4)))
+
+
+def cost(point):
+    """A smooth bowl with its minimum at ((1, 4, 4), 2)."""
+    tiles, unroll = point
+    return 1.0 + sum(abs(math.log2(a) - math.log2(b)) for a, b in zip(tiles, (1, 4, 4))) + abs(unroll - 2)
+
+
+def run(droplet, budget=1000):
+    measured = 0
+    while not droplet.converged and measured < budget:
+        proposals = droplet.proposals()
+        if not proposals:
+            break
+        droplet.observe({p: (cost(p),) for p in proposals})
+        measured += len(proposals)
+    return measured
+
+
+def test_descent_reaches_the_minimum_of_a_bowl_and_converges():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),))
+    run(droplet)
+    assert droplet.converged
+    assert droplet.center == ((1, 4, 4), 2)
+    assert droplet.best_time == pytest.approx(1.0)
+    assert droplet.accepted and droplet.accepted[-1] == droplet.center
+
+
+def test_radius_grows_without_improvement_and_resets_on_acceptance():
+    best = ((1, 4, 4), 2)
+    droplet = Droplet(SPACE, best, (cost(best),))
+    droplet.observe({p: (cost(p),) for p in droplet.proposals()})
+    assert droplet.radius == 2 and droplet.center == best
+    # a faster point at radius 2 recentres and resets
+    proposals = droplet.proposals()
+    droplet.observe({proposals[0]: (0.5,)})
+    assert droplet.center == proposals[0] and droplet.radius == 1
+
+
+def test_failed_points_are_visited_but_never_accepted():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),))
+    proposals = droplet.proposals()
+    assert droplet.observe(dict.fromkeys(proposals)) is None
+    assert all(p in droplet.visited for p in proposals)
+    assert droplet.center == start
+
+
+def test_exhausted_radius_is_skipped_by_proposals():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),))
+    first = droplet.proposals()
+    droplet.visited.update(first)  # as if measured elsewhere
+    nxt = droplet.proposals()
+    assert droplet.radius >= 2 and nxt and not set(nxt) & set(first)
+
+
+def test_seed_outside_the_space_is_rejected():
+    with pytest.raises(ValueError, match=r"\(\(3, 1, 1\), 0\)"):
+        Droplet(SPACE, ((3, 1, 1), 0), (1.0,))
+
+
+def test_best_of_several_significant_neighbours_wins():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (5.0, 5.1, 4.9))
+    a, b = droplet.proposals()[:2]
+    droplet.observe({a: (3.0, 3.1, 2.9), b: (2.0, 2.1, 1.9)})
+    assert droplet.center == b
+
+
+def test_is_faster_uses_welch_test_with_two_or_more_samples():
+    assert is_faster([1.0, 1.01, 0.99], [2.0, 2.02, 1.98])
+    # lower mean but hopelessly noisy: not significant
+    assert not is_faster([1.0, 3.0, 0.5], [1.6, 1.7, 1.5])
+    assert not is_faster([2.0, 2.0], [1.0, 1.0])
+
+
+def test_is_faster_with_a_single_sample_decides_by_mean():
+    assert is_faster([1.0], [1.1, 1.2, 5.0])
+    assert not is_faster([1.2], [1.1])
+    assert not is_faster([], [1.0]) and not is_faster([1.0], [])
+
+
+def test_is_faster_without_spread_decides_by_mean():
+    assert is_faster([1.0, 1.0], [2.0, 2.0])
+
+
+def test_p_value_threshold_matters():
+    a, b = [1.0, 1.2, 1.1], [1.25, 1.35, 1.3]
+    assert is_faster(a, b, p_value=0.05)
+    assert not is_faster(a, b, p_value=0.001)
+
+
+def test_mean():
+    assert mean([1.0, 2.0]) == 1.5
+    assert mean([]) == math.inf
