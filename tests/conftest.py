@@ -1,0 +1,72 @@
+"""Shared real TVM objects at small sizes."""
+
+from __future__ import annotations
+
+import pytest
+import tvm
+from tvm import te
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.testing import te_workload
+
+import ms_droplet
+from ms_droplet.builder import fast_builder
+from ms_droplet.workloads import host_target
+
+
+def matmul_mod(n: int = 32) -> tvm.IRModule:
+    return tvm.IRModule({"main": te.create_prim_func(te_workload.matmul(n, n, n))})
+
+
+@pytest.fixture(scope="session")
+def target():
+    return host_target()
+
+
+@pytest.fixture(scope="session")
+def builder():
+    return fast_builder()
+
+
+@pytest.fixture(scope="session")
+def runner():
+    return ms.runner.LocalRunner(
+        evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=2, min_repeat_ms=0)
+    )
+
+
+def make_context(mod, target, strategy=None, postprocs="default", seed=7):
+    space = ms.space_generator.PostOrderApply(postprocs=postprocs) if postprocs != "default" else "post-order-apply"
+    return ms.TuneContext(
+        mod=mod,
+        target=target,
+        space_generator=space,
+        search_strategy=strategy if strategy is not None else ms_droplet.DropletSearch(),
+        task_name="test",
+        num_threads=1,
+        rand_state=seed,
+    )
+
+
+def measure(candidates, target, builder, runner):
+    """Build and run candidates with the real builder and runner."""
+    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
+    results = []
+    pending = []
+    for cand, b in zip(candidates, built):
+        if b.error_msg:
+            results.append(ms.runner.RunnerResult(None, b.error_msg))
+            pending.append(None)
+        else:
+            pending.append(len(results))
+            results.append(None)
+    inputs = [
+        ms.runner.RunnerInput(b.artifact_path, "cpu", c.args_info)
+        for c, b in zip(candidates, built)
+        if not b.error_msg
+    ]
+    futures = runner.run(inputs)
+    it = iter(futures)
+    for i, slot in enumerate(pending):
+        if slot is not None:
+            results[i] = next(it).result()
+    return results

@@ -1,0 +1,207 @@
+"""DropletSearch driven by hand through a TuneContext, as MetaSchedule's own strategy tests do.
+
+Candidates are built and run by the real builder and runner unless a test says it injects a
+fault or replays recorded run times.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_context, matmul_mod, measure
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+
+import ms_droplet
+from ms_droplet.trace import module_key
+
+
+def drive(ctx, max_trials, per_iter, fn_measure, database=None, cost_model=None):
+    """Run the generate/notify loop; return the batches of module keys."""
+    ctx.pre_tuning(max_trials, per_iter, ctx.generate_design_space(), database, cost_model)
+    batches = []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        assert cands, "an empty batch should never be handed out"
+        results = fn_measure(cands)
+        if database is not None:
+            wl = database.commit_workload(ctx.mod)
+            for c, r in zip(cands, results):
+                database.commit_tuning_record(
+                    ms.database.TuningRecord(c.sch.trace, wl, r.run_secs, ctx.target, c.args_info)
+                )
+        ctx.notify_runner_results(cands, results)
+        batches.append([module_key(c.sch.mod) for c in cands])
+    ctx.post_tuning()
+    return batches
+
+
+def test_batches_add_up_to_max_trials_without_database_or_cost_model(target, builder, runner):
+    ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore_trials=10))
+    batches = drive(ctx, 20, 8, lambda c: measure(c, target, builder, runner))
+    sizes = [len(b) for b in batches]
+    assert sum(sizes) == 20
+    assert all(1 <= s <= 8 for s in sizes)
+    keys = [k for b in batches for k in b]
+    assert len(keys) == len(set(keys)), "a schedule was measured twice"
+
+
+@derived_object
+class AlwaysFailingPostproc(ms.postproc.PyPostproc):
+    def _initialize_with_tune_context(self, context) -> None:
+        pass
+
+    def apply(self, sch) -> bool:
+        return False
+
+    def clone(self):
+        return AlwaysFailingPostproc()
+
+
+def test_injected_postproc_that_always_fails_ends_in_none(target):
+    ctx = make_context(
+        matmul_mod(), target, ms_droplet.DropletSearch(max_fail_count=2), postprocs=[AlwaysFailingPostproc()]
+    )
+    ctx.pre_tuning(16, 8, ctx.generate_design_space(), None, None)
+    assert ctx.generate_measure_candidates() is None
+    ctx.post_tuning()
+
+
+def _record_of_another_workload(target):
+    """A real trace of a conv2d: its blocks do not exist in a matmul, so it cannot replay there."""
+    from ms_droplet.workloads import get_workload
+
+    conv = get_workload("conv2d").mod
+    ctx = make_context(conv, target, "replay-trace")
+    ctx.pre_tuning(1, 1, ctx.generate_design_space(), None, None)
+    cand = ctx.generate_measure_candidates()[0]
+    return cand.sch.trace
+
+
+def test_invalid_trace_in_database_is_skipped(target, builder, runner):
+    mod = matmul_mod()
+    db = ms.database.MemoryDatabase()
+    wl = db.commit_workload(mod)
+    good_ctx = make_context(mod, target, "replay-trace")
+    good_ctx.pre_tuning(1, 1, good_ctx.generate_design_space(), None, None)
+    good = good_ctx.generate_measure_candidates()[0]
+    for trace, secs in ((good.sch.trace, [1e-5, 1e-5]), (_record_of_another_workload(target), [1e-6])):
+        db.commit_tuning_record(ms.database.TuningRecord(trace, wl, secs, target, good.args_info))
+
+    strategy = ms_droplet.DropletSearch(explore_trials=4)
+    ctx = make_context(mod, target, strategy)
+    batches = drive(ctx, 12, 4, lambda c: measure(c, target, builder, runner), database=db)
+    assert sum(len(b) for b in batches) == 12
+    assert module_key(good.sch.mod) not in {k for b in batches for k in b}
+
+
+def test_runner_errors_injected_are_never_credited_to_another_candidate(target, builder, runner):
+    strategy = ms_droplet.DropletSearch(explore_trials=8)
+    ctx = make_context(matmul_mod(), target, strategy)
+    ctx.pre_tuning(16, 8, ctx.generate_design_space(), None, None)
+    cands = ctx.generate_measure_candidates()
+    results = measure(cands, target, builder, runner)
+    failed = {0, 3, 5}
+    for i in failed:
+        results[i] = ms.runner.RunnerResult(None, "injected runner error")
+    ctx.notify_runner_results(cands, results)
+    measured = strategy._state.measured  # noqa: SLF001 - checking the bookkeeping itself
+    for i, (cand, res) in enumerate(zip(cands, results)):
+        entry = measured[module_key(cand.sch.mod)]
+        if i in failed:
+            assert entry.samples is None
+        else:
+            assert entry.samples == tuple(float(x) for x in res.run_secs)
+    # the search goes on from the candidates that did run
+    assert ctx.generate_measure_candidates()
+    ctx.post_tuning()
+
+
+def test_mismatched_results_are_refused(target, builder, runner):
+    ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore_trials=4))
+    ctx.pre_tuning(8, 4, ctx.generate_design_space(), None, None)
+    cands = ctx.generate_measure_candidates()
+    with pytest.raises(ValueError, match="4 candidates were handed out but 3 candidates and 3 results"):
+        ctx.notify_runner_results(cands[:3], measure(cands[:3], target, builder, runner))
+    ctx.post_tuning()
+
+
+def _recorded_run_times(cands):
+    """Recorded measurements: a fixed run time per schedule, so two runs see the same numbers."""
+    return [
+        ms.runner.RunnerResult([1e-6 * (1 + module_key(c.sch.mod) % 997)] * 2, None) for c in cands
+    ]
+
+
+def test_same_seed_and_recorded_run_times_give_the_same_candidates(target):
+    def sequence(seed):
+        ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore_trials=8, seed=seed))
+        return drive(ctx, 40, 8, _recorded_run_times)
+
+    first, again, other = sequence(11), sequence(11), sequence(12)
+    assert first == again
+    assert first != other
+    assert sum(len(b) for b in first) == 40
+
+
+def test_schedules_in_the_database_are_never_measured_again(target):
+    mod = matmul_mod()
+    db = ms.database.MemoryDatabase()
+    first = drive(make_context(mod, target), 24, 8, _recorded_run_times, database=db)
+    second = drive(make_context(mod, target, seed=8), 24, 8, _recorded_run_times, database=db)
+    seen = {k for b in first for k in b}
+    again = [k for b in second for k in b]
+    assert again, "the resumed run measured nothing"
+    assert not seen & set(again)
+    assert len(again) == len(set(again))
+
+
+def test_explore_evolutionary_needs_database_and_cost_model(target):
+    ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore="evolutionary"))
+    with pytest.raises(ValueError, match="needs a database and a cost model"):
+        ctx.pre_tuning(8, 4, ctx.generate_design_space(), None, None)
+
+
+def test_explore_evolutionary_with_database_and_cost_model(target):
+    db = ms.database.MemoryDatabase()
+    ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore="evolutionary", explore_trials=8))
+    batches = drive(ctx, 16, 8, _recorded_run_times, database=db, cost_model=ms.cost_model.RandomModel())
+    keys = [k for b in batches for k in b]
+    assert len(keys) == 16 == len(set(keys))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"explore_trials": -1}, "explore_trials must be an integer >= 0, got -1"),
+        ({"explore_trials": 2.5}, "explore_trials must be an integer >= 0, got 2.5"),
+        ({"explore_trials": True}, "explore_trials must be an integer >= 0, got True"),
+        ({"explore_fraction": 0}, r"explore_fraction must be a number in \(0, 1\], got 0"),
+        ({"explore_fraction": 1.5}, r"explore_fraction must be a number in \(0, 1\], got 1.5"),
+        ({"explore_fraction": "half"}, "explore_fraction must be a number in .*'half'"),
+        ({"explore": "storm"}, "explore must be one of .*'storm'"),
+        ({"p_value": 0}, r"p_value must be a number in \(0, 1\], got 0"),
+        ({"p_value": 2}, r"p_value must be a number in \(0, 1\], got 2"),
+        ({"num_seeds": 0}, "num_seeds must be an integer >= 1, got 0"),
+        ({"max_fail_count": 0}, "max_fail_count must be an integer >= 1, got 0"),
+        ({"seed": -3}, "seed must be an integer >= 0, got -3"),
+        ({"seed": "x"}, "seed must be an integer >= 0, got 'x'"),
+    ],
+)
+def test_bad_parameters_raise_value_error_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ms_droplet.DropletSearch(**kwargs)
+
+
+def test_unknown_parameter_is_a_type_error():
+    with pytest.raises(TypeError, match="radius"):
+        ms_droplet.DropletSearch(radius=3)
+
+
+def test_clone_keeps_options_and_drops_state():
+    strategy = ms_droplet.DropletSearch(explore_trials=7, num_seeds=2, seed=5)
+    # through the FFI (as the task scheduler calls it) a SearchStrategy comes back ...
+    assert isinstance(strategy.clone(), ms.search_strategy.SearchStrategy)
+    # ... made by the Python method, which keeps the options and no state
+    clone = strategy._inst.clone()  # noqa: SLF001
+    assert isinstance(clone, ms_droplet.DropletSearch)
+    assert clone.options == strategy.options
+    assert clone._state is None  # noqa: SLF001
