@@ -11,7 +11,7 @@
 from .registry import register
 from .strategy import DropletSearch
 
-__all__ = ["DropletSearch", "register", "__version__"]
+__all__ = ["DropletSearch", "__version__", "register"]
 __version__ = "0.1.0"
 
 register()

@@ -18,8 +18,9 @@ from tvm.target import Target
 
 def build(mod: IRModule, target: Target, _params=None) -> Module:
     """Build a scheduled module exactly as MetaSchedule's ``default_build``, minus the import."""
-    from tvm.driver import build as tvm_build  # noqa: PLC0415 - runs in the worker
-    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock  # noqa: PLC0415
+    # imported here: this runs in the build worker
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
     return tvm_build(mod, target=target)

@@ -116,10 +116,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .progress import ProgressPrinter
 
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-    if args.strategy == "droplet":
-        strategy = DropletSearch(seed=args.seed)
-    else:
-        strategy = args.strategy
+    strategy = DropletSearch(seed=args.seed) if args.strategy == "droplet" else args.strategy
     flops = flop_count(workload.mod)
     progress = ProgressPrinter(args.trials, flops, quiet=args.quiet)
     print(f"ms-droplet: tuning {workload.name} ({workload.description})")

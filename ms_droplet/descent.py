@@ -77,9 +77,10 @@ class Droplet:
         best: Point | None = None
         for point, samples in results.items():
             self.visited.add(point)
-            if samples and is_faster(samples, self.center_samples, self.p_value):
-                if best is None or mean(samples) < mean(results[best]):
-                    best = point
+            if not samples or not is_faster(samples, self.center_samples, self.p_value):
+                continue
+            if best is None or mean(samples) < mean(results[best]):
+                best = point
         if best is None:
             self.radius += 1
             return None

@@ -66,5 +66,5 @@ def neighbours(space: DecisionSpace, point: Point, radius: int) -> list[Point]:
     for i, site in enumerate(space.sites):
         for move in site_moves(site, point[i], radius):
             if move != point[i]:
-                out[point[:i] + (move,) + point[i + 1 :]] = None
+                out[(*point[:i], move, *point[i + 1:])] = None
     return list(out)

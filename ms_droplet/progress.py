@@ -33,7 +33,7 @@ class ProgressPrinter:
     def record(self, builder_results, runner_results) -> None:
         """Account for one measured batch."""
         now = time.perf_counter() - self._start
-        for built, ran in zip(builder_results, runner_results):
+        for built, ran in zip(builder_results, runner_results, strict=False):
             self.count += 1
             samples = None if (built.error_msg or ran.error_msg) else run_samples(ran.run_secs)
             if samples is None:

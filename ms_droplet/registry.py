@@ -15,7 +15,7 @@ NAME = "droplet"
 
 def _create(kind: str = "evolutionary", *args, **kwargs) -> _ss.SearchStrategy:
     if kind == NAME:
-        from .strategy import DropletSearch  # noqa: PLC0415 - avoid an import cycle
+        from .strategy import DropletSearch  # late: strategy imports this module's users
 
         return DropletSearch(*args, **kwargs)
     return _builtin_create(kind, *args, **kwargs)

@@ -7,10 +7,9 @@ MetaSchedule trace, everything else (neighbourhoods, descent) works on these obj
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 #: A decision of one site: a tuple of tile factors, or an index.
-Decision = Union[int, tuple[int, ...]]
+Decision = int | tuple[int, ...]
 #: A point of the space: one decision per site, in site order.
 Point = tuple[Decision, ...]
 
@@ -112,5 +111,5 @@ class DecisionSpace:
     def admits(self, point: Point) -> bool:
         """Whether every decision of ``point`` is legal at its site."""
         return len(point) == len(self.sites) and all(
-            s.admits(d) for s, d in zip(self.sites, point)
+            s.admits(d) for s, d in zip(self.sites, point, strict=False)
         )

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
-from tvm.s_tir.schedule import Trace
 from tvm.s_tir.meta_schedule.search_strategy import (
     EvolutionarySearch,
     MeasureCandidate,
     PySearchStrategy,
     SearchStrategy,
 )
+from tvm.s_tir.schedule import Trace
 
 from .descent import Droplet
-from .space import DecisionSpace, Point
+from .space import Point
 from .stats import mean
 from .trace import (
     base_trace,
@@ -131,7 +131,7 @@ class _TaskState:
         self.inner: SearchStrategy | None = None
         if source == "evolutionary" and self.explore_left > 0:
             self.inner = EvolutionarySearch()
-            self.inner._initialize_with_tune_context(context)  # noqa: SLF001 - MetaSchedule's protocol
+            self.inner._initialize_with_tune_context(context)
             self.inner.pre_tuning(
                 self.explore_left, num_trials_per_iter, design_spaces, database, cost_model
             )
@@ -251,7 +251,7 @@ class _TaskState:
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
                 droplet = Droplet(space, point, m.samples, self.opts["p_value"])
-            except Exception as err:  # noqa: BLE001 - a seed that cannot be read is skipped
+            except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
             self.seeds_used += 1
@@ -334,7 +334,7 @@ class _TaskState:
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
         droplet_results: dict[Point, tuple[float, ...] | None] = {}
-        for pending, result in zip(self.pending, results):
+        for pending, result in zip(self.pending, results, strict=False):
             samples = None if result.error_msg else run_samples(result.run_secs)
             self.measured[pending.key] = _Measured(pending.trace, samples)
             if pending.point is not None:
@@ -354,7 +354,7 @@ class _TaskState:
 
 
 def _same_module(a, b) -> bool:
-    import tvm_ffi  # noqa: PLC0415
+    import tvm_ffi
 
     return bool(tvm_ffi.structural_equal(a, b))
 

@@ -78,7 +78,7 @@ def with_point(trace: Trace, space: DecisionSpace, point: Point) -> Trace:
     """A copy of base ``trace`` whose sampling decisions are ``point``."""
     decisions = dict(trace.decisions.items())
     insts = trace.insts
-    for site, value in zip(space.sites, point):
+    for site, value in zip(space.sites, point, strict=False):
         decisions[insts[site.position]] = list(value) if isinstance(value, tuple) else value
     return Trace(insts, decisions)
 
@@ -95,7 +95,7 @@ def replay(mod: IRModule, trace: Trace, postprocs: Sequence, seed: int) -> Sched
         for postproc in postprocs:
             if not postproc.apply(sch):
                 return None
-    except Exception:  # noqa: BLE001 - TVM raises many types here; every one means "not a candidate"
+    except Exception:  # TVM raises many types here; each one means "not a candidate"
         return None
     return sch
 

@@ -59,7 +59,7 @@ def get_workload(name: str) -> Workload:
 
 def physical_cores() -> int:
     """Physical cores of this machine (logical ones when psutil cannot tell)."""
-    import psutil  # noqa: PLC0415
+    import psutil
 
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
@@ -93,12 +93,12 @@ def parse_target(text: str | None) -> Target:
         config.setdefault("mcpu", tvm.target.codegen.llvm_get_system_cpu())
     try:
         return Target(config)
-    except Exception as err:  # noqa: BLE001 - TVM raises several types for a bad target
+    except Exception as err:  # TVM raises several types for a bad target
         raise ValueError(f"target {text!r} is not valid: {str(err).strip().splitlines()[-1]}") from None
 
 
 def flop_count(mod: IRModule) -> float:
     """Floating point operations of one run of ``mod`` (MetaSchedule's own estimate)."""
-    from tvm.s_tir.analysis import estimate_tir_flops  # noqa: PLC0415
+    from tvm.s_tir.analysis import estimate_tir_flops
 
     return float(estimate_tir_flops(mod))

@@ -52,7 +52,7 @@ def measure(candidates, target, builder, runner):
     built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
     results = []
     pending = []
-    for cand, b in zip(candidates, built):
+    for _cand, b in zip(candidates, built, strict=False):
         if b.error_msg:
             results.append(ms.runner.RunnerResult(None, b.error_msg))
             pending.append(None)
@@ -61,7 +61,7 @@ def measure(candidates, target, builder, runner):
             results.append(None)
     inputs = [
         ms.runner.RunnerInput(b.artifact_path, "cpu", c.args_info)
-        for c, b in zip(candidates, built)
+        for c, b in zip(candidates, built, strict=False)
         if not b.error_msg
     ]
     futures = runner.run(inputs)

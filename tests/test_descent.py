@@ -14,7 +14,7 @@ SPACE = DecisionSpace((Site(TILE, 0, extent=16, max_innermost=16), Site(CATEGORI
 def cost(point):
     """A smooth bowl with its minimum at ((1, 4, 4), 2)."""
     tiles, unroll = point
-    return 1.0 + sum(abs(math.log2(a) - math.log2(b)) for a, b in zip(tiles, (1, 4, 4))) + abs(unroll - 2)
+    return 1.0 + sum(abs(math.log2(a) - math.log2(b)) for a, b in zip(tiles, (1, 4, 4), strict=False)) + abs(unroll - 2)
 
 
 def run(droplet, budget=1000):

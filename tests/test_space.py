@@ -46,7 +46,7 @@ def test_tile_neighbours_are_perfect_unique_and_within_limit(factors, radius, ma
         assert len(move) == len(factors)
         assert max_innermost <= 0 or move[-1] <= max_innermost
         # moved exactly `radius` prime factors from one level to one other level
-        changed = [i for i, (a, b) in enumerate(zip(factors, move)) if a != b]
+        changed = [i for i, (a, b) in enumerate(zip(factors, move, strict=False)) if a != b]
         assert len(changed) == 2
         ratio = max(move[i] / factors[i] for i in changed)
         assert len(prime_factors(round(ratio))) == radius
@@ -92,7 +92,7 @@ def test_neighbours_move_one_site_and_are_legal(radius, cat, loc):
     assert len(found) == len(set(found))
     for n in found:
         assert SPACE.admits(n)
-        assert sum(a != b for a, b in zip(point, n)) == 1
+        assert sum(a != b for a, b in zip(point, n, strict=False)) == 1
 
 
 def test_no_neighbour_past_the_max_radius():

@@ -24,7 +24,7 @@ def drive(ctx, max_trials, per_iter, fn_measure, database=None, cost_model=None)
         results = fn_measure(cands)
         if database is not None:
             wl = database.commit_workload(ctx.mod)
-            for c, r in zip(cands, results):
+            for c, r in zip(cands, results, strict=False):
                 database.commit_tuning_record(
                     ms.database.TuningRecord(c.sch.trace, wl, r.run_secs, ctx.target, c.args_info)
                 )
@@ -103,8 +103,8 @@ def test_runner_errors_injected_are_never_credited_to_another_candidate(target, 
     for i in failed:
         results[i] = ms.runner.RunnerResult(None, "injected runner error")
     ctx.notify_runner_results(cands, results)
-    measured = strategy._state.measured  # noqa: SLF001 - checking the bookkeeping itself
-    for i, (cand, res) in enumerate(zip(cands, results)):
+    measured = strategy._state.measured
+    for i, (cand, res) in enumerate(zip(cands, results, strict=False)):
         entry = measured[module_key(cand.sch.mod)]
         if i in failed:
             assert entry.samples is None
@@ -201,7 +201,7 @@ def test_clone_keeps_options_and_drops_state():
     # through the FFI (as the task scheduler calls it) a SearchStrategy comes back ...
     assert isinstance(strategy.clone(), ms.search_strategy.SearchStrategy)
     # ... made by the Python method, which keeps the options and no state
-    clone = strategy._inst.clone()  # noqa: SLF001
+    clone = strategy._inst.clone()
     assert isinstance(clone, ms_droplet.DropletSearch)
     assert clone.options == strategy.options
-    assert clone._state is None  # noqa: SLF001
+    assert clone._state is None

@@ -1,0 +1,68 @@
+"""The ms-droplet command line: bad input, listing, and one real (tiny) tuning run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ms_droplet.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ms_droplet.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["tune", "--trials", "0"], "'0'"),
+        (["tune", "--trials", "many"], "'many'"),
+        (["tune", "--per-iter", "-4"], "'-4'"),
+        (["tune", "--seed", "-1"], "'-1'"),
+        (["tune", "--strategy", "storm"], "'storm'"),
+        (["tune", "--cost-model", "gbm"], "'gbm'"),
+        (["tune", "--workload", "GMM-9"], "'GMM-9'"),
+        (["tune", "--workload", "nope"], "'nope'"),
+        (["tune", "--target", "llvm -num-cores 2"], "'llvm -num-cores 2'"),
+        (["tune", "--target", '{"kind": "warp-drive"}'], "warp-drive"),
+        (["tune", "--work-dir", "/proc/ms-droplet-cannot-write"], "/proc/ms-droplet-cannot-write"),
+        (["tune", "--bogus"], "--bogus"),
+        (["launch"], "'launch'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(args, needle):
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_workloads_lists_builtins_and_test_workloads(capsys):
+    assert main(["workloads"]) == 0
+    names = capsys.readouterr().out.split()
+    assert names[0] == "matmul"
+    assert {"GMM-2", "C2D-1", "SFM-1"} <= set(names)
+
+
+@pytest.mark.slow
+def test_tune_prints_progress_and_summary(tmp_path, capsys):
+    work_dir = tmp_path / "wd"
+    code = main(
+        ["tune", "--workload", "matmul-small", "--trials", "8", "--per-iter", "4", "--cost-model", "random",
+         "--repeat", "2", "--work-dir", str(work_dir), "--seed", "3"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "trials     8/8" in out
+    for label in ("best latency", "throughput", "trials", "wall time", "database"):
+        assert label in out
+    records = (work_dir / "database_tuning_record.json").read_text().splitlines()
+    assert len(records) == 8
+    assert all(json.loads(line) for line in records)
