@@ -39,6 +39,11 @@ def test_register_is_idempotent():
 def test_tune_context_resolves_the_name(target):
     ctx = ms.TuneContext(
         mod=matmul_mod(), target=target, space_generator="post-order-apply", search_strategy="droplet",
-        task_name="t", num_threads=1,
+        task_name="t", num_threads=1, rand_state=1,
     )
-    assert isinstance(ctx.search_strategy, ms_droplet.DropletSearch)
+    # the FFI hands back the C++ object; its behaviour shows which strategy it is
+    builtin = (ms.search_strategy.EvolutionarySearch, ms.search_strategy.ReplayTrace, ms.search_strategy.ReplayFunc)
+    assert not isinstance(ctx.search_strategy, builtin)
+    ctx.pre_tuning(4, 4, ctx.generate_design_space(), None, None)
+    assert len(ctx.generate_measure_candidates()) == 2  # droplet explores half the budget
+    ctx.post_tuning()
