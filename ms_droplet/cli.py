@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     sub.add_parser("workloads", help="list the workload names --workload takes")
+
+    report = sub.add_parser("report", help="plot the tuning curve of any MetaSchedule work dir")
+    report.add_argument("work_dir", type=Path, help="a work dir holding database_tuning_record.json")
+    report.add_argument("--out", type=Path, default=None, help="PNG to write (default: WORK_DIR/tuning_curve.png)")
     return parser
 
 
@@ -86,11 +90,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n".join(workload_names()))
         return 0
+    if args.command == "report":
+        return _report(args, parser)
     try:
         return _tune(args, parser)
     except KeyboardInterrupt:
         print("ms-droplet: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .report import plot_curve, read_curve
+
+    try:
+        curve = read_curve(args.work_dir)
+    except ValueError as err:
+        parser.error(str(err))
+    out = args.out or args.work_dir / "tuning_curve.png"
+    if not out.parent.is_dir():
+        parser.error(f"cannot write {str(out)!r}: its folder does not exist")
+    for workload, values in sorted(curve.best.items()):
+        best = values[-1]
+        shown = f"{best * 1e6:.2f} us" if math.isfinite(best) else "no valid run"
+        print(f"workload {workload}: {len(values)} records ({curve.failures.get(workload, 0)} failed), best {shown}")
+    print(f"curve written to {plot_curve(curve, out, title=str(args.work_dir))}")
+    return 0
 
 
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -1,0 +1,270 @@
+"""Droplet against MetaSchedule's own strategies, side by side on one machine.
+
+    python bench/suite.py run      [--workloads GMM-2,C2D-1] [--contenders droplet@N,...] [--n 300]
+    python bench/suite.py compare  [--workloads ...] [--rounds 5]
+    python bench/suite.py quick    [--out DIR]          # one workload, small N, all steps
+
+``run`` tunes every (workload, contender) in its own fresh process (``bench/tune_one.py``)
+with the same builder, runner settings and seed, and appends one JSON line per run to
+``results/runs.jsonl``; a pair already there is skipped, so runs resume and can be sliced
+(``--workloads GMM-2 --contenders evolutionary@10N``). ``compare`` compiles the best schedule
+of every contender in ONE process and times them interleaved (A B C ... A B C ...), then
+writes ``results/summary.json``, ``results/summary.md`` and the plots. Run both alone: other
+heavy jobs on a 2-core machine skew the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SUITE = ["GMM-2", "C2D-1", "C1D-0", "DEP-1", "T2D-1", "SFM-1"]
+CONTENDERS = ["droplet@N", "evolutionary@N", "evolutionary@10N", "replay-trace@N", "evolutionary+post@N"]
+BASELINE = "evolutionary@N"
+BASELINE_10N = "evolutionary@10N"
+
+
+def parse_contender(spec: str, n: int) -> tuple[str, int, bool]:
+    """``"evolutionary+post@10N"`` -> ("evolutionary", 10 * n, True)."""
+    name, _, budget = spec.partition("@")
+    post = name.endswith("+post")
+    strategy = name.removesuffix("+post")
+    if strategy not in ("droplet", "evolutionary", "replay-trace") or not budget.endswith("N"):
+        raise ValueError(f"contender {spec!r} is not STRATEGY[+post]@[K]N (for example evolutionary@10N)")
+    factor = budget[:-1]
+    if factor and not factor.isdigit():
+        raise ValueError(f"contender {spec!r}: budget multiplier {factor!r} is not an integer")
+    return strategy, (int(factor) if factor else 1) * n, post
+
+
+def machine_info() -> dict:
+    import tvm
+
+    from ms_droplet.workloads import host_target
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "logical_cores": os.cpu_count(), "target": str(host_target()),
+        "tvm": tvm.__version__, "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def load_runs(results: Path) -> list[dict]:
+    path = results / "runs.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cmd_run(args) -> int:
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    done = {(r["workload"], r["contender"], r["n"]) for r in load_runs(results)}
+    print("suite run: run this alone; other heavy jobs skew the timings", flush=True)
+    for workload in args.workloads:
+        for contender in args.contenders:
+            parse_contender(contender, args.n)
+            if (workload, contender, args.n) in done:
+                print(f"  {workload} {contender}: already in {results / 'runs.jsonl'}, skipped")
+                continue
+            print(f"  {workload} {contender} (N={args.n}) ...", flush=True)
+            cmd = [sys.executable, str(HERE / "tune_one.py"), "--workload", workload, "--contender", contender,
+                   "--n", str(args.n), "--seed", str(args.seed), "--per-iter", str(args.per_iter),
+                   "--results", str(results)]
+            proc = subprocess.run(cmd, check=False)
+            if proc.returncode != 0:
+                print(f"  {workload} {contender}: failed with status {proc.returncode}", flush=True)
+                return proc.returncode
+    return 0
+
+
+def _inputs_for(func, seed: int):
+    import numpy as np
+    import tvm
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for param in func.params:
+        buf = func.buffer_map[param]
+        shape = [int(x) for x in buf.shape]
+        arrays.append(rng.uniform(-1, 1, size=shape).astype(str(buf.dtype)))
+    return arrays, [tvm.runtime.tensor(a, tvm.cpu()) for a in arrays]
+
+
+def _peak_gflops() -> tuple[float, str]:
+    """Peak fp32 rate from the clock, the cores and the vector FMA width the CPU reports."""
+    from ms_droplet.workloads import physical_cores
+
+    mhz = 0.0
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz") and not mhz:
+                mhz = float(line.split(":")[1])
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":")[1].split())
+    except OSError:
+        return math.nan, "unknown (/proc/cpuinfo unreadable)"
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    fma_units = 2
+    flop_per_cycle = lanes * 2 * fma_units if "fma" in flags or "avx512f" in flags else lanes * 2
+    cores = physical_cores()
+    peak = cores * mhz / 1e3 * flop_per_cycle
+    how = (f"{cores} cores x {mhz / 1e3:.2f} GHz (cpu MHz in /proc/cpuinfo) x {flop_per_cycle} fp32 FLOP/cycle "
+           f"({lanes} lanes x 2 (FMA) x {fma_units} FMA units)")
+    return peak, how
+
+
+def cmd_compare(args) -> int:
+    import numpy as np
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet.workloads import flop_count, get_workload, host_target
+
+    results = Path(args.results)
+    runs = load_runs(results)
+    target = host_target()
+    print("suite compare: run this alone; other heavy jobs skew the timings", flush=True)
+    peak, peak_how = _peak_gflops()
+    summary = {"machine": machine_info(), "command": " ".join(["python", *sys.argv]), "rounds": args.rounds,
+               "peak_gflops": peak, "peak_derivation": peak_how, "workloads": {}}
+    for workload in args.workloads:
+        mine = {r["contender"]: r for r in runs if r["workload"] == workload and r["n"] == args.n}
+        if not mine:
+            continue
+        wl = get_workload(workload)
+        flops = flop_count(wl.mod)
+        func = wl.mod["main"]
+        arrays, tensors = _inputs_for(func, 0)
+        kernels = {}
+        for contender, run in mine.items():
+            db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
+            sch = ms.tir_integration.compile_tir(db, wl.mod, target)
+            if sch is None:
+                print(f"  {workload} {contender}: no valid schedule in {run['work_dir']}")
+                continue
+            lib = tvm.compile(sch.mod, target=target).jit()
+            kernels[contender] = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
+        timers = dict(kernels)
+        if workload.startswith("GMM"):
+            x, y = arrays[0], arrays[1]
+
+            def numpy_matmul(x=x, y=y):
+                reps, start = 0, time.perf_counter()
+                while True:
+                    np.matmul(x, y)
+                    reps += 1
+                    elapsed = time.perf_counter() - start
+                    if elapsed >= 0.1:
+                        return elapsed / reps
+            timers["numpy"] = numpy_matmul
+        samples: dict[str, list[float]] = {name: [] for name in timers}
+        for _ in range(args.rounds):
+            for name, timer in timers.items():  # interleaved: A B C ... A B C ...
+                value = timer() if name == "numpy" else timer(*tensors).mean
+                samples[name].append(float(value))
+        med = {name: statistics.median(v) for name, v in samples.items()}
+        entry = {"flops": flops, "contenders": {}}
+        for name, latency in med.items():
+            row = {"latency_s": latency, "gflops": flops / latency / 1e9, "samples_s": samples[name]}
+            for ref in (BASELINE, BASELINE_10N, "numpy"):
+                if ref in med and ref != name:
+                    row[f"ratio_to_{ref}"] = latency / med[ref]
+            if name in mine:
+                run = mine[name]
+                row.update({k: run[k] for k in ("wall_s", "trials", "failures", "strategy_cpu_per_candidate_ms")})
+                if "post_optimization" in run:
+                    row["post_optimization"] = run["post_optimization"]
+            if not math.isnan(peak):
+                row["fraction_of_peak"] = flops / latency / 1e9 / peak
+            entry["contenders"][name] = row
+        summary["workloads"][workload] = entry
+        print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
+    (results / "summary.json").write_text(json.dumps(summary, indent=2))
+    (results / "summary.md").write_text(markdown_table(summary))
+    from plots import plot_curves, plot_ratios
+
+    plot_curves(runs, results / "plots", args.n)
+    plot_ratios(summary, results / "plots")
+    print(markdown_table(summary))
+    return 0
+
+
+def markdown_table(summary: dict) -> str:
+    lines = [
+        f"Machine: {summary['machine']['cpu']}, {summary['machine']['logical_cores']} cores, "
+        f"TVM {summary['machine']['tvm']}, {summary['machine']['date']}. "
+        f"Kernel times: median of {summary['rounds']} interleaved rounds. Command: `{summary['command']}`",
+        "",
+        "| workload | contender | latency (us) | GFLOPS | vs evo@N | vs evo@10N | vs numpy | tuning wall (s) | trials | strategy ms/cand |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for workload, entry in summary["workloads"].items():
+        for name, row in entry["contenders"].items():
+            def fmt(key, spec=".2f", row=row):
+                return format(row[key], spec) if key in row and row[key] is not None else ""
+            lines.append(
+                f"| {workload} | {name} | {row['latency_s'] * 1e6:.1f} | {row['gflops']:.1f} | "
+                f"{fmt(f'ratio_to_{BASELINE}')} | {fmt(f'ratio_to_{BASELINE_10N}')} | {fmt('ratio_to_numpy')} | "
+                f"{fmt('wall_s', '.0f')} | {fmt('trials', 'd')} | {fmt('strategy_cpu_per_candidate_ms', '.1f')} |"
+            )
+    lines.append("")
+    lines.append("Ratios are latency / reference latency: below 1 is faster than the reference.")
+    if summary.get("peak_derivation"):
+        lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_quick(args) -> int:
+    """The quick tier: one workload, small N, droplet / evolutionary / replay, then compare."""
+    out = Path(args.out)
+    base = ["--results", str(out), "--n", str(args.n), "--workloads", args.workload]
+    code = main(["run", *base, "--contenders", "droplet@N,evolutionary@N,replay-trace@N", "--per-iter", "8"])
+    if code:
+        return code
+    return main(["compare", *base, "--rounds", "5"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "compare"):
+        p = sub.add_parser(name)
+        p.add_argument("--workloads", type=lambda s: s.split(","), default=SUITE)
+        p.add_argument("--n", type=int, default=300)
+        p.add_argument("--results", default=str(HERE / "results"))
+        if name == "run":
+            p.add_argument("--contenders", type=lambda s: s.split(","), default=CONTENDERS)
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--per-iter", type=int, default=32)
+        else:
+            p.add_argument("--rounds", type=int, default=5)
+    q = sub.add_parser("quick")
+    q.add_argument("--out", default=str(HERE / "results" / "quick"))
+    q.add_argument("--n", type=int, default=16)
+    q.add_argument("--workload", default="GMM-0")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    return {"run": cmd_run, "compare": cmd_compare, "quick": cmd_quick}[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

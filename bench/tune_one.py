@@ -1,0 +1,98 @@
+"""Tune one (workload, contender) pair in this fresh process; append the run to runs.jsonl.
+
+Called by ``bench/suite.py run``; every contender gets the same builder (ms_droplet's fast
+builder), runner settings (3 samples of at least 50 ms), cost model (xgb) and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("--contender", required=True)
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-iter", type=int, default=32)
+    parser.add_argument("--results", required=True)
+    args = parser.parse_args()
+
+    import logging
+
+    from suite import machine_info, parse_contender
+    from timed import TimedStrategy
+    from tvm.s_tir import meta_schedule as ms
+
+    import ms_droplet
+    from ms_droplet.builder import fast_builder
+    from ms_droplet.progress import ProgressPrinter
+    from ms_droplet.workloads import flop_count, get_workload, host_target
+
+    strategy_name, budget, post = parse_contender(args.contender, args.n)
+    workload = get_workload(args.workload)
+    target = host_target()
+    results = Path(args.results)
+    work_dir = results / "work" / args.workload / f"{args.contender.replace('@', '-at-')}-N{args.n}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+
+    inner = ms_droplet.DropletSearch(seed=args.seed) if strategy_name == "droplet" else strategy_name
+    clock = {"cpu_s": 0.0, "candidates": 0}
+    progress = ProgressPrinter(budget, flop_count(workload.mod))
+    start = time.perf_counter()
+    post_info = None
+    try:
+        database = ms.tune_tir(
+            mod=workload.mod, target=target, work_dir=str(work_dir), max_trials_global=budget,
+            num_trials_per_iter=args.per_iter, strategy=TimedStrategy(inner, clock), builder=fast_builder(),
+            runner=ms.runner.LocalRunner(
+                evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=50)
+            ),
+            cost_model="xgb",
+            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],
+            seed=args.seed, post_optimization=post,
+        )
+        error = None
+    except Exception as err:  # the in-tree post-optimization pass may fail here: record it, as measured
+        database, error = None, f"{type(err).__name__}: {err}"
+    wall = time.perf_counter() - start
+    if post:
+        tuned_end = progress.curve[-1][1] if progress.curve else 0.0
+        best_after = None
+        if database is not None:
+            top = database.get_top_k(database.commit_workload(workload.mod), 1)
+            best_after = sum(float(x) for x in top[0].run_secs) / len(top[0].run_secs) if top else None
+        post_info = {"error": error, "seconds_after_tuning": wall - tuned_end,
+                     "best_before_s": progress.best, "best_after_s": best_after}
+    elif error:
+        raise SystemExit(f"tune_one: {args.workload} {args.contender} failed: {error}")
+
+    record = {
+        "workload": args.workload, "contender": args.contender, "n": args.n, "budget": budget,
+        "seed": args.seed, "work_dir": str(work_dir), "wall_s": wall, "trials": progress.count,
+        "failures": progress.failures, "best_latency_s": progress.best,
+        "strategy_cpu_s": clock["cpu_s"],
+        "strategy_cpu_per_candidate_ms": 1e3 * clock["cpu_s"] / max(clock["candidates"], 1),
+        "curve": progress.curve, "machine": machine_info(),
+        "command": " ".join(["python", *sys.argv]),
+    }
+    if post_info is not None:
+        record["post_optimization"] = post_info
+    with open(results / "runs.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(f"  {args.workload} {args.contender}: best {progress.best * 1e6:.1f} us, {progress.count} trials, "
+          f"{wall:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
