@@ -98,13 +98,13 @@ def cmd_run(args) -> int:
 def _inputs_for(func, seed: int):
     import numpy as np
     import tvm
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 
     rng = np.random.default_rng(seed)
     arrays = []
-    for param in func.params:
-        buf = func.buffer_map[param]
-        shape = [int(x) for x in buf.shape]
-        arrays.append(rng.uniform(-1, 1, size=shape).astype(str(buf.dtype)))
+    for info in ArgInfo.from_prim_func(func):
+        shape = [int(x) for x in info.shape]
+        arrays.append(rng.uniform(-1, 1, size=shape).astype(str(info.dtype)))
     return arrays, [tvm.runtime.tensor(a, tvm.cpu()) for a in arrays]
 
 

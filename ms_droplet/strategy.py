@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from tvm.s_tir.meta_schedule.runner import RunnerResult
     from tvm.s_tir.schedule import Schedule
 
-logger = logging.getLogger("ms_droplet")
+# A child of MetaSchedule's logger: droplet events land in its console and task_scheduler.log.
+logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
 
 EXPLORE_SOURCES = ("auto", "evolutionary", "replay")
 _MAX_SEED = 2**31 - 1

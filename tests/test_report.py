@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from conftest import make_context, matmul_mod
 from tvm.s_tir import meta_schedule as ms
