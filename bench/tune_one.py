@@ -28,6 +28,9 @@ def main() -> int:
 
     import logging
 
+    # TuneContext imports every tensor intrinsic (about a minute here, the same for every contender):
+    # done before the clock starts, so wall times compare the tuning itself.
+    import tvm.s_tir.tensor_intrin  # noqa: F401
     from suite import machine_info, parse_contender
     from timed import TimedStrategy
     from tvm.s_tir import meta_schedule as ms
@@ -36,10 +39,6 @@ def main() -> int:
     from ms_droplet.builder import fast_builder
     from ms_droplet.progress import ProgressPrinter
     from ms_droplet.workloads import flop_count, get_workload, host_target
-
-    # TuneContext imports every tensor intrinsic (about a minute here, the same for every contender):
-    # done before the clock starts, so wall times compare the tuning itself.
-    import tvm.s_tir.tensor_intrin  # noqa: F401
 
     strategy_name, budget, post = parse_contender(args.contender, args.n)
     workload = get_workload(args.workload)

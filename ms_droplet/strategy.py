@@ -130,6 +130,7 @@ class _TaskState:
             )
         self.explore_source = source
         self.inner: SearchStrategy | None = None
+        self._inner_batch: list[MeasureCandidate] = []  # what the inner strategy proposed and we kept
         if source == "evolutionary" and self.explore_left > 0:
             self.inner = EvolutionarySearch()
             self.inner._initialize_with_tune_context(context)
