@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .trace import FAILED_RUN_SECS
+from .trace import run_samples
 
 RECORDS = "database_tuning_record.json"
 
@@ -37,9 +37,9 @@ def read_curve(work_dir: str | Path) -> Curve:
             except (ValueError, TypeError, IndexError) as err:
                 raise ValueError(f"{path}:{lineno}: not a MetaSchedule tuning record ({err})") from None
             curve = best.setdefault(int(workload), [])
-            ok = run_secs and all(0 < s < FAILED_RUN_SECS and math.isfinite(s) for s in run_secs)
-            latency = math.fsum(run_secs) / len(run_secs) if ok else math.inf
-            if not ok:
+            samples = run_samples(run_secs)
+            latency = math.fsum(samples) / len(samples) if samples else math.inf
+            if samples is None:
                 failures[int(workload)] = failures.get(int(workload), 0) + 1
             curve.append(min(latency, curve[-1]) if curve else latency)
     return Curve(best, failures)

@@ -188,10 +188,7 @@ class _TaskState:
     def _send(self, picked: list[tuple[Schedule, _Pending]]) -> list[MeasureCandidate]:
         self.pending = [p for _, p in picked]
         self.sent += len(picked)
-        return [
-            MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
-            for sch, _ in picked
-        ]
+        return [_candidate(sch) for sch, _ in picked]
 
     def _new_seed(self) -> int:
         return int(self.rng.integers(1, _MAX_SEED))
@@ -314,10 +311,7 @@ class _TaskState:
         if self.cost_model is None:
             order = self.rng.permutation(len(fresh))
         else:
-            cands = [
-                MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
-                for sch, _ in fresh
-            ]
+            cands = [_candidate(sch) for sch, _ in fresh]
             scores = np.asarray(self.cost_model.predict(self.context, cands), dtype=float)
             order = np.argsort(-scores, kind="stable")
         return [fresh[i] for i in order]
@@ -353,6 +347,10 @@ class _TaskState:
 
     def close(self) -> None:
         self._end_explore()
+
+
+def _candidate(sch: Schedule) -> MeasureCandidate:
+    return MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
 
 
 def _same_module(a, b) -> bool:
