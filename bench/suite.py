@@ -46,19 +46,25 @@ def parse_contender(spec: str, n: int) -> tuple[str, int, bool]:
     return strategy, (int(factor) if factor else 1) * n, post
 
 
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where it cannot be read)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() not in info:
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
 def machine_info() -> dict:
     import tvm
 
     from ms_droplet.workloads import host_target
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = _cpuinfo().get("model name", platform.processor())
     return {
         "cpu": cpu, "logical_cores": os.cpu_count(), "target": str(host_target()),
         "tvm": tvm.__version__, "python": platform.python_version(),
@@ -112,16 +118,11 @@ def _peak_gflops() -> tuple[float, str]:
     """Peak fp32 rate from the clock, the cores and the vector FMA width the CPU reports."""
     from ms_droplet.workloads import physical_cores
 
-    mhz = 0.0
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz") and not mhz:
-                mhz = float(line.split(":")[1])
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":")[1].split())
-    except OSError:
-        return math.nan, "unknown (/proc/cpuinfo unreadable)"
+    info = _cpuinfo()
+    if "cpu MHz" not in info:
+        return math.nan, "unknown (no cpu MHz in /proc/cpuinfo)"
+    mhz = float(info["cpu MHz"])
+    flags = set(info.get("flags", "").split())
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     fma_units = 2
     flop_per_cycle = lanes * 2 * fma_units if "fma" in flags or "avx512f" in flags else lanes * 2

@@ -22,24 +22,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_in(low: int, high: int, expected: str):
+    """An argparse type: an integer in ``[low, high)``, else an error quoting the text."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value < high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**31-2], got {text!r}") from None
-    if not 0 <= value < 2**31 - 1:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**31-2], got {text!r}")
-    return value
+_positive_int = _int_in(1, 2**63, "a positive integer")
+_seed = _int_in(0, 2**31 - 1, "an integer in [0, 2**31-2]")
 
 
 def build_parser() -> argparse.ArgumentParser:

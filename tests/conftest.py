@@ -50,23 +50,9 @@ def make_context(mod, target, strategy=None, postprocs="default", seed=7):
 def measure(candidates, target, builder, runner):
     """Build and run candidates with the real builder and runner."""
     built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
-    results = []
-    pending = []
-    for _cand, b in zip(candidates, built, strict=False):
-        if b.error_msg:
-            results.append(ms.runner.RunnerResult(None, b.error_msg))
-            pending.append(None)
-        else:
-            pending.append(len(results))
-            results.append(None)
-    inputs = [
+    runs = iter(runner.run([
         ms.runner.RunnerInput(b.artifact_path, "cpu", c.args_info)
-        for c, b in zip(candidates, built, strict=False)
+        for c, b in zip(candidates, built, strict=True)
         if not b.error_msg
-    ]
-    futures = runner.run(inputs)
-    it = iter(futures)
-    for i, slot in enumerate(pending):
-        if slot is not None:
-            results[i] = next(it).result()
-    return results
+    ]))
+    return [ms.runner.RunnerResult(None, b.error_msg) if b.error_msg else next(runs).result() for b in built]
