@@ -41,6 +41,54 @@ _positive_int = _int_in(1, 2**63, "a positive integer")
 _seed = _int_in(0, 2**31 - 1, "an integer in [0, 2**31-2]")
 
 
+def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.rpartition(":")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or any(d <= 0 for d in shape):
+        raise argparse.ArgumentTypeError(f"expected NAME:D1,D2,... with positive dimensions, got {text!r}")
+    return name, shape
+
+
+def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, work_dir_help: str) -> None:
+    """The options ``tune`` and ``tune-model`` share."""
+    parser.add_argument(
+        "--target", default=None,
+        help="'host' (default: the host CPU with mcpu and num-cores set) or a JSON target dict",
+    )
+    parser.add_argument(
+        "--trials", type=_positive_int, default=default_trials, help=f"trial budget (default: {default_trials})"
+    )
+    parser.add_argument(
+        "--per-iter", type=_positive_int, default=32, help="candidates measured per batch (default: 32)"
+    )
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, default="droplet", help="search strategy (default: droplet)"
+    )
+    parser.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (default: xgb)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None,
+        help=f"database and logs; re-running on it resumes (default: {work_dir_help})",
+    )
+    parser.add_argument(
+        "--repeat", type=_positive_int, default=3,
+        help="run-time samples per candidate, for the significance test (default: 3)",
+    )
+    parser.add_argument(
+        "--rpc", default=None, metavar="HOST:PORT",
+        help="measure on the servers of this TVM RPC tracker instead of locally (needs --rpc-key)",
+    )
+    parser.add_argument("--rpc-key", default=None, help="device key the RPC servers registered with")
+    parser.add_argument(
+        "--rpc-workers", type=_positive_int, default=None,
+        help="candidates measured at once over RPC (default: one per server registered now)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ms-droplet", description="Droplet Search for TVM MetaSchedule.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -51,26 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="a built-in workload (matmul, matmul-small, conv2d) or a MetaSchedule test workload "
         "KIND-INDEX such as GMM-2 or C2D-1; 'ms-droplet workloads' lists them (default: matmul)",
     )
-    tune.add_argument(
-        "--target", default=None,
-        help="'host' (default: the host CPU with mcpu and num-cores set) or a JSON target dict",
+    _add_tuning_options(tune, default_trials=200, work_dir_help="./ms_droplet_work/WORKLOAD-STRATEGY")
+
+    model = sub.add_parser("tune-model", help="tune every task of a model, compile it, compare with untuned")
+    model.add_argument("model", help="an .onnx file, or a built-in model: cnn, transformer")
+    model.add_argument(
+        "--input-shape", action="append", type=_input_shape, default=[], metavar="NAME:D1,D2,...",
+        help="shape of an ONNX input the file leaves symbolic (repeat for several inputs)",
     )
-    tune.add_argument("--trials", type=_positive_int, default=200, help="trial budget (default: 200)")
-    tune.add_argument(
-        "--per-iter", type=_positive_int, default=32, help="candidates measured per batch (default: 32)"
+    model.add_argument(
+        "--out", type=Path, default=None, help="compiled model library to write (default: WORK_DIR/MODEL.so)"
     )
-    tune.add_argument("--strategy", choices=STRATEGIES, default="droplet", help="search strategy (default: droplet)")
-    tune.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (default: xgb)")
-    tune.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
-    tune.add_argument(
-        "--work-dir", type=Path, default=None,
-        help="database and logs; re-running on it resumes (default: ./ms_droplet_work/WORKLOAD-STRATEGY)",
+    model.add_argument(
+        "--rounds", type=_positive_int, default=5, help="interleaved end-to-end timing rounds (default: 5)"
     )
-    tune.add_argument(
-        "--repeat", type=_positive_int, default=3,
-        help="run-time samples per candidate, for the significance test (default: 3)",
-    )
-    tune.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _add_tuning_options(model, default_trials=500, work_dir_help="./ms_droplet_work/MODEL-STRATEGY")
 
     sub.add_parser("workloads", help="list the workload names --workload takes")
 
@@ -92,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return _report(args, parser)
     try:
-        return _tune(args, parser)
+        return _tune_model(args, parser) if args.command == "tune-model" else _tune(args, parser)
     except KeyboardInterrupt:
         print("ms-droplet: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
@@ -116,6 +159,45 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _work_dir(args: argparse.Namespace, parser: argparse.ArgumentParser, name: str) -> Path:
+    work_dir = args.work_dir or Path("ms_droplet_work") / f"{name}-{args.strategy}"
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        parser.error(f"cannot create work dir {str(work_dir)!r}: {err.strerror}")
+    if not os.access(work_dir, os.W_OK):
+        parser.error(f"work dir {str(work_dir)!r} is not writable")
+    from .database import check_work_dir
+
+    try:  # before MetaSchedule opens (and appends to) the files
+        check_work_dir(work_dir)
+    except ValueError as err:
+        parser.error(str(err))
+    return work_dir
+
+
+def _runner(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """A local runner, or an RPC runner when ``--rpc`` is given; checks the tracker first."""
+    from .runners import local_runner, rpc_runner
+
+    if args.rpc is None:
+        if args.rpc_key is not None or args.rpc_workers is not None:
+            parser.error("--rpc-key and --rpc-workers need --rpc HOST:PORT")
+        return local_runner(args.repeat)
+    if args.rpc_key is None:
+        parser.error(f"--rpc {args.rpc} needs --rpc-key KEY (the key the servers registered with)")
+    try:
+        return rpc_runner(args.rpc, args.rpc_key, repeat=args.repeat, max_workers=args.rpc_workers)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def _strategy(args: argparse.Namespace):
+    from . import DropletSearch
+
+    return DropletSearch(seed=args.seed) if args.strategy == "droplet" else args.strategy
+
+
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .workloads import flop_count, get_workload, parse_target
 
@@ -124,27 +206,20 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         target = parse_target(args.target)
     except ValueError as err:
         parser.error(str(err))
-    work_dir = args.work_dir or Path("ms_droplet_work") / f"{workload.name}-{args.strategy}"
-    try:
-        work_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        parser.error(f"cannot create work dir {str(work_dir)!r}: {err.strerror}")
-    if not os.access(work_dir, os.W_OK):
-        parser.error(f"work dir {str(work_dir)!r} is not writable")
+    runner = _runner(args, parser)
+    work_dir = _work_dir(args, parser, workload.name)
 
     from tvm.s_tir import meta_schedule as ms
 
-    from . import DropletSearch
     from .builder import fast_builder
     from .progress import ProgressPrinter
 
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-    strategy = DropletSearch(seed=args.seed) if args.strategy == "droplet" else args.strategy
     flops = flop_count(workload.mod)
     progress = ProgressPrinter(args.trials, flops, quiet=args.quiet)
     print(f"ms-droplet: tuning {workload.name} ({workload.description})")
     print(f"  target {target}, strategy {args.strategy}, {args.trials} trials, seed {args.seed}")
-    print(f"  work dir {work_dir}")
+    print(f"  work dir {work_dir}" + (f", measuring on RPC {args.rpc} key {args.rpc_key}" if args.rpc else ""))
     start = time.perf_counter()
     database = ms.tune_tir(
         mod=workload.mod,
@@ -152,11 +227,9 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         work_dir=str(work_dir),
         max_trials_global=args.trials,
         num_trials_per_iter=args.per_iter,
-        strategy=strategy,
+        strategy=_strategy(args),
         builder=fast_builder(),
-        runner=ms.runner.LocalRunner(
-            evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=args.repeat, min_repeat_ms=50)
-        ),
+        runner=runner,
         cost_model=args.cost_model,
         measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],
         seed=args.seed,
@@ -175,6 +248,51 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"  wall time      {wall:.1f} s")
     print(f"  database       {work_dir / 'database_tuning_record.json'}")
     return 0
+
+
+def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .workloads import parse_target
+
+    names = [name for name, _ in args.input_shape]
+    if len(set(names)) != len(names):
+        parser.error(f"--input-shape gives an input twice: {names}")
+    try:
+        target = parse_target(args.target)
+        from .models import get_model
+
+        model = get_model(args.model, dict(args.input_shape), seed=args.seed)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.out is not None and not args.out.parent.is_dir():
+        parser.error(f"cannot write {str(args.out)!r}: its folder does not exist")
+    runner = _runner(args, parser)
+    work_dir = _work_dir(args, parser, model.name)
+    out = args.out or work_dir / f"{model.name}.so"
+
+    from .model_tuning import tune_model
+    from .progress import ProgressPrinter
+
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    progress = ProgressPrinter(args.trials, quiet=args.quiet)
+    print(f"ms-droplet: tuning model {model.name} (inputs {_shapes(model.inputs)})")
+    print(f"  target {target}, strategy {args.strategy}, {args.trials} trials over all tasks, seed {args.seed}")
+    print(f"  work dir {work_dir}" + (f", measuring on RPC {args.rpc} key {args.rpc_key}" if args.rpc else ""))
+    result = tune_model(
+        model, target, work_dir, args.trials, _strategy(args), num_trials_per_iter=args.per_iter,
+        runner=runner, cost_model=args.cost_model, seed=args.seed, progress=progress,
+        rounds=args.rounds, library=out,
+    )
+    print("ms-droplet: summary")
+    print(result.table())
+    print(f"  trials         {progress.count} measured in this run ({progress.failures} failed)")
+    print(f"  tuning wall    {result.tuning_wall:.1f} s")
+    print(f"  library        {result.library}")
+    print(f"  database       {result.database}")
+    return 0
+
+
+def _shapes(inputs) -> str:
+    return ", ".join(f"{name} {'x'.join(map(str, a.shape))} {a.dtype}" for name, a in inputs.items())
 
 
 if __name__ == "__main__":

@@ -18,20 +18,23 @@ class ProgressPrinter:
     """Counts every measured candidate and prints one line per batch.
 
     ``curve`` holds ``(trial, seconds since start, best latency so far)`` after each candidate.
+    With ``task_names`` (tuning a model), each line names the batch's task and its best so far.
     """
 
     total: int
     flops: float = 0.0
     quiet: bool = False
     stream: TextIO = sys.stdout
+    task_names: list[str] | None = None
     count: int = 0
     failures: int = 0
     best: float = float("inf")
     curve: list[tuple[int, float, float]] = field(default_factory=list)
+    task_best: dict[int, float] = field(default_factory=dict)
     _start: float = field(default_factory=time.perf_counter)
 
-    def record(self, builder_results, runner_results) -> None:
-        """Account for one measured batch."""
+    def record(self, builder_results, runner_results, task_id: int = 0) -> None:
+        """Account for one measured batch of task ``task_id``."""
         now = time.perf_counter() - self._start
         for built, ran in zip(builder_results, runner_results, strict=False):
             self.count += 1
@@ -39,9 +42,22 @@ class ProgressPrinter:
             if samples is None:
                 self.failures += 1
             else:
-                self.best = min(self.best, sum(samples) / len(samples))
+                latency = sum(samples) / len(samples)
+                self.best = min(self.best, latency)
+                self.task_best[task_id] = min(self.task_best.get(task_id, latency), latency)
             self.curve.append((self.count, now, self.best))
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.task_names is not None:
+            name = self.task_names[task_id] if task_id < len(self.task_names) else f"task {task_id}"
+            best = self.task_best.get(task_id)
+            shown = "n/a" if best is None else f"{best * 1e6:.2f} us"
+            print(
+                f"  [{now:7.1f} s] trials {self.count:5d}/{self.total}  {name}: best {shown}  ({self.failures} failed)",
+                file=self.stream,
+                flush=True,
+            )
+        else:
             best = "n/a" if self.best == float("inf") else f"{self.best * 1e6:.2f} us"
             rate = f", {self.flops / self.best / 1e9:.2f} GFLOPS" if self.flops and self.best < float("inf") else ""
             print(
@@ -62,4 +78,4 @@ class _ProgressCallback(PyMeasureCallback):
         self.printer = printer
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
-        self.printer.record(builder_results, runner_results)
+        self.printer.record(builder_results, runner_results, task_id)

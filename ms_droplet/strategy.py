@@ -330,11 +330,20 @@ class _TaskState:
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
         droplet_results: dict[Point, tuple[float, ...] | None] = {}
+        failed: list[str] = []
         for pending, result in zip(self.pending, results, strict=False):
             samples = None if result.error_msg else run_samples(result.run_secs)
             self.measured[pending.key] = _Measured(pending.trace, samples)
             if pending.point is not None:
                 droplet_results[pending.point] = samples
+            if samples is None:
+                secs = [float(getattr(x, "value", x)) for x in (result.run_secs or [])]
+                failed.append(result.error_msg or f"unusable run times {secs}")
+        if failed:
+            logger.warning(
+                "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
+                self.context.task_name, len(failed), len(results), str(failed[0]).strip().splitlines()[0][:200],
+            )
         if self.inner is not None and self.explore_left > 0:
             self.inner.notify_runner_results(self._inner_batch, results)
         if self.pending and self.pending[0].point is None:

@@ -33,6 +33,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["tune", "--work-dir", "/proc/ms-droplet-cannot-write"], "/proc/ms-droplet-cannot-write"),
         (["tune", "--bogus"], "--bogus"),
         (["launch"], "'launch'"),
+        (["tune", "--rpc", "localhost"], "'localhost'"),
+        (["tune", "--rpc", "127.0.0.1:70000", "--rpc-key", "k"], "'127.0.0.1:70000'"),
+        (["tune", "--rpc", "127.0.0.1:9190"], "--rpc-key"),
+        (["tune", "--rpc-key", "board"], "--rpc HOST:PORT"),
+        (["tune", "--rpc", "127.0.0.1:1", "--rpc-key", "board"], "127.0.0.1:1"),
+        (["tune", "--rpc-workers", "0"], "'0'"),
+        (["tune-model", "missing.onnx"], "'missing.onnx'"),
+        (["tune-model", "resnet"], "'resnet'"),
+        (["tune-model", "cnn", "--input-shape", "x:1,a"], "'x:1,a'"),
+        (["tune-model", "cnn", "--input-shape", "x:1,3"], "'cnn'"),
+        (["tune-model", "cnn", "--out", "/nonexistent-dir/cnn.so"], "'/nonexistent-dir/cnn.so'"),
+        (["tune-model", "cnn", "--rounds", "0"], "'0'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(args, needle):
@@ -41,6 +53,15 @@ def test_bad_input_is_one_line_and_exit_status_2(args, needle):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_tune_model_rejects_a_file_that_is_not_onnx(tmp_path):
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"\x00not a protobuf\xff" * 10)
+    proc = run_cli("tune-model", str(bogus))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and str(bogus) in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

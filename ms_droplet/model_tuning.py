@@ -1,0 +1,190 @@
+"""Tune every task of a Relax model, compile it, and compare it with the untuned build."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.s_tir import meta_schedule as ms
+
+from .models import Model
+from .trace import module_key, run_samples
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One tuned task: its name, weight (occurrences in the model), best latency and trials."""
+
+    name: str
+    weight: float
+    latency: float | None
+    trials: int
+    failures: int
+
+
+@dataclass
+class ModelResult:
+    """What :func:`tune_model` measured."""
+
+    model: str
+    tasks: list[TaskRow]
+    untuned_latency: float
+    tuned_latency: float
+    max_abs_diff: float
+    tuning_wall: float
+    library: Path | None
+    database: Path
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """The per-task table and the end-to-end latencies, as text."""
+        width = max([len("task"), *(len(t.name) for t in self.tasks)])
+        lines = [f"  {'task':<{width}}  weight  best latency (us)  trials  failed"]
+        for t in self.tasks:
+            shown = f"{t.latency * 1e6:17.2f}" if t.latency is not None else f"{'-':>17}"
+            lines.append(f"  {t.name:<{width}}  {t.weight:6g}  {shown}  {t.trials:6d}  {t.failures:6d}")
+        speedup = self.untuned_latency / self.tuned_latency
+        lines += [
+            f"  end to end, untuned build: {self.untuned_latency * 1e6:10.2f} us",
+            f"  end to end, tuned build:   {self.tuned_latency * 1e6:10.2f} us  ({speedup:.2f}x)",
+            f"  tuned vs untuned output: max abs difference {self.max_abs_diff:.2e}",
+        ]
+        return "\n".join(lines)
+
+
+def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """Lower a Relax model to fused TIR tasks, the form MetaSchedule extracts and tunes."""
+    return tvm.transform.Sequential(
+        [
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.LegalizeOps(),
+            relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(),
+            relax.transform.FuseOps(),
+            relax.transform.FuseTIR(),
+            relax.transform.DeadCodeElimination(),
+        ]
+    )(mod)
+
+
+def compile_model(mod: tvm.IRModule, target, database: ms.Database | None = None):
+    """Compile with the schedules of ``database``; without one, the untuned default build."""
+    database = database if database is not None else ms.database.MemoryDatabase()
+    return ms.relax_integration.compile_relax(database, mod, target, params=None)
+
+
+def run(exe, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Run ``main`` on the Relax VM on the CPU; the first output as numpy."""
+    vm = relax.VirtualMachine(exe, tvm.cpu())
+    out = vm["main"](*(tvm.runtime.tensor(v) for v in inputs.values()))
+    while isinstance(out, (list, tuple)) or type(out).__name__ == "Array":
+        out = out[0]
+    return out.numpy()
+
+
+def time_interleaved(exes: dict[str, object], inputs: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
+    """Median latency of each executable, timed in turn (A B A B ...) for ``rounds`` rounds."""
+    dev = tvm.cpu()
+    args = [tvm.runtime.tensor(v) for v in inputs.values()]
+    timers = {
+        name: relax.VirtualMachine(exe, dev).time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=100)
+        for name, exe in exes.items()
+    }
+    samples: dict[str, list[float]] = {name: [] for name in exes}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            samples[name].append(timer(*args).mean)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def task_rows(database: ms.Database, tasks) -> list[TaskRow]:
+    """Best latency and number of records of each extracted task in ``database``."""
+    by_key: dict[int, list] = {}
+    for record in database.get_all_tuning_records():
+        by_key.setdefault(module_key(record.workload.mod), []).append(record)
+    rows = []
+    for task in tasks:
+        records = by_key.get(module_key(task.dispatched[0]), [])
+        times = [s for s in (run_samples(r.run_secs) for r in records) if s is not None]
+        best = min((math.fsum(s) / len(s) for s in times), default=None)
+        rows.append(TaskRow(task.task_name, float(task.weight), best, len(records), len(records) - len(times)))
+    return rows
+
+
+def _is_scheduled(task) -> bool:
+    attrs = task.mod.attrs
+    return bool(attrs is not None and attrs.get("tirx.is_scheduled", False))
+
+
+def tune_model(
+    model: Model,
+    target,
+    work_dir: str | Path,
+    max_trials_global: int,
+    strategy="droplet",
+    *,
+    num_trials_per_iter: int = 32,
+    builder=None,
+    runner=None,
+    cost_model: str = "xgb",
+    seed: int = 0,
+    progress=None,
+    rounds: int = 5,
+    library: str | Path | None = None,
+) -> ModelResult:
+    """Tune every task of ``model`` with ``strategy``, compile, check and time it.
+
+    The tuned build's output is compared with the untuned build's (``max_abs_diff``); both are
+    timed interleaved on this machine. ``progress`` (a :class:`~ms_droplet.progress.ProgressPrinter`)
+    prints a line per measured batch. ``library``, if given, receives the compiled model
+    (``tvm.runtime.load_module`` reads it back).
+    """
+    from .builder import fast_builder
+    from .runners import local_runner
+
+    work_dir = Path(work_dir)
+    mod = prepare(model.mod)
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    callbacks = ms.measure_callback.MeasureCallback.create("default")
+    if progress is not None:
+        # tune_relax skips tasks that are already scheduled; task ids count the others.
+        progress.task_names = [t.task_name for t in tasks if not _is_scheduled(t)]
+        callbacks = [*callbacks, progress.callback()]
+    start = time.perf_counter()
+    database = ms.relax_integration.tune_relax(
+        mod=mod,
+        params={},
+        target=target,
+        work_dir=str(work_dir),
+        max_trials_global=max_trials_global,
+        num_trials_per_iter=num_trials_per_iter,
+        builder=builder or fast_builder(),
+        runner=runner or local_runner(),
+        cost_model=cost_model,
+        strategy=strategy,
+        seed=seed,
+        measure_callbacks=callbacks,
+    )
+    wall = time.perf_counter() - start
+    untuned, tuned = compile_model(mod, target), compile_model(mod, target, database)
+    outputs = {"untuned": run(untuned, model.inputs), "tuned": run(tuned, model.inputs)}
+    latency = time_interleaved({"untuned": untuned, "tuned": tuned}, model.inputs, rounds)
+    if library is not None:
+        tuned.export_library(str(library))
+    return ModelResult(
+        model=model.name,
+        tasks=task_rows(database, tasks),
+        untuned_latency=latency["untuned"],
+        tuned_latency=latency["tuned"],
+        max_abs_diff=float(np.max(np.abs(outputs["tuned"] - outputs["untuned"]))),
+        tuning_wall=wall,
+        library=Path(library) if library is not None else None,
+        database=work_dir / "database_tuning_record.json",
+        outputs=outputs,
+    )

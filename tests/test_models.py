@@ -1,0 +1,93 @@
+"""Whole models: nn-built CNN and transformer, and an ONNX file, tuned with droplet end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+from tvm.s_tir import meta_schedule as ms
+
+from ms_droplet.cli import main
+from ms_droplet.model_tuning import compile_model, prepare, run
+from ms_droplet.models import load_onnx, onnx_cnn_reference, small_cnn, transformer_block, write_onnx_cnn
+
+TOL = {"rtol": 1e-3, "atol": 1e-3}
+
+
+@pytest.mark.parametrize("make", [small_cnn, transformer_block], ids=["cnn", "transformer"])
+def test_untuned_build_matches_the_numpy_reference(make, target):
+    # Guards the references themselves, so the tuned tests below check against something true.
+    model = make()
+    got = run(compile_model(prepare(model.mod), target), model.inputs)
+    np.testing.assert_allclose(got, model.reference(model.inputs), **TOL)
+
+
+def _tune_and_check(model, target, tmp_path, builder, runner, trials):
+    mod = prepare(model.mod)
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    assert len(tasks) >= 3, [t.task_name for t in tasks]
+    database = ms.relax_integration.tune_relax(
+        mod=mod, params={}, target=target, work_dir=str(tmp_path), max_trials_global=trials,
+        num_trials_per_iter=2, strategy="droplet", builder=builder, runner=runner, seed=5,
+    )
+    records = database.get_all_tuning_records()
+    assert len(records) == trials
+    exe = ms.relax_integration.compile_relax(database, mod, target, params=None)
+    vm = relax.VirtualMachine(exe, tvm.cpu())
+    got = vm["main"](*(tvm.runtime.tensor(v) for v in model.inputs.values())).numpy()
+    np.testing.assert_allclose(got, model.reference(model.inputs), **TOL)
+    return tasks, database
+
+
+@pytest.mark.slow
+def test_tune_relax_cnn_with_droplet_matches_numpy(tmp_path, target, builder, runner):
+    tasks, _ = _tune_and_check(small_cnn(), target, tmp_path, builder, runner, trials=16)
+    names = " ".join(t.task_name for t in tasks)
+    assert "conv2d" in names and "matmul" in names
+
+
+@pytest.mark.slow
+def test_tune_relax_transformer_with_droplet_matches_numpy(tmp_path, target, builder, runner):
+    tasks, _ = _tune_and_check(transformer_block(), target, tmp_path, builder, runner, trials=16)
+    assert any("softmax" in t.task_name for t in tasks)
+
+
+@pytest.mark.slow
+def test_tune_model_cli_on_onnx_file_writes_a_library_that_matches_numpy(tmp_path, capsys):
+    path = tmp_path / "cnn.onnx"
+    weights = write_onnx_cnn(path)
+    lib = tmp_path / "tuned.so"
+    code = main(
+        ["tune-model", str(path), "--trials", "12", "--per-iter", "2", "--repeat", "2", "--rounds", "2",
+         "--work-dir", str(tmp_path / "wd"), "--out", str(lib), "--cost-model", "random"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for label in ("task", "weight", "best latency", "trials", "end to end, untuned build", "tuned build"):
+        assert label in out
+    assert "trials    12/12" in out
+    assert (tmp_path / "wd" / "database_tuning_record.json").exists()
+    # The written library runs on the VM and computes the network.
+    model = load_onnx(path)
+    exe = tvm.runtime.load_module(str(lib))
+    vm = relax.VirtualMachine(exe, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(model.inputs["input"])).numpy()
+    np.testing.assert_allclose(got, onnx_cnn_reference(weights, model.inputs["input"]), **TOL)
+
+
+def test_load_onnx_needs_shapes_for_symbolic_inputs(tmp_path):
+    import onnx
+
+    path = tmp_path / "cnn.onnx"
+    write_onnx_cnn(path)
+    proto = onnx.load(str(path))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    sym = tmp_path / "symbolic.onnx"
+    onnx.save(proto, str(sym))
+    with pytest.raises(ValueError, match=r"'input'.*symbolic"):
+        load_onnx(sym)
+    with pytest.raises(ValueError, match="'image'"):
+        load_onnx(sym, {"image": (1, 3, 16, 16)})
+    model = load_onnx(sym, {"input": (2, 3, 16, 16)})
+    assert model.inputs["input"].shape == (2, 3, 16, 16)
