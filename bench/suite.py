@@ -83,21 +83,33 @@ def cmd_run(args) -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     done = {(r["workload"], r["contender"], r["n"]) for r in load_runs(results)}
-    print("suite run: run this alone; other heavy jobs skew the timings", flush=True)
+    if args.jobs == 1:
+        print("suite run: run this alone; other heavy jobs skew the timings", flush=True)
+    else:
+        print(f"suite run: {args.jobs} contenders at once: a smoke test, their timings are skewed", flush=True)
+    todo = []
     for workload in args.workloads:
         for contender in args.contenders:
             parse_contender(contender, args.n)
             if (workload, contender, args.n) in done:
                 print(f"  {workload} {contender}: already in {results / 'runs.jsonl'}, skipped")
                 continue
+            todo.append((workload, contender))
+    running: list[tuple[str, str, subprocess.Popen]] = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            workload, contender = todo.pop(0)
             print(f"  {workload} {contender} (N={args.n}) ...", flush=True)
             cmd = [sys.executable, str(HERE / "tune_one.py"), "--workload", workload, "--contender", contender,
                    "--n", str(args.n), "--seed", str(args.seed), "--per-iter", str(args.per_iter),
                    "--results", str(results)]
-            proc = subprocess.run(cmd, check=False)
-            if proc.returncode != 0:
-                print(f"  {workload} {contender}: failed with status {proc.returncode}", flush=True)
-                return proc.returncode
+            running.append((workload, contender, subprocess.Popen(cmd)))
+        workload, contender, proc = running.pop(0)
+        if proc.wait() != 0:
+            print(f"  {workload} {contender}: failed with status {proc.returncode}", flush=True)
+            for _, _, other in running:
+                other.wait()
+            return proc.returncode
     return 0
 
 
@@ -238,7 +250,9 @@ def cmd_quick(args) -> int:
     """The quick tier: one workload, small N, droplet / evolutionary / replay, then compare."""
     out = Path(args.out)
     base = ["--results", str(out), "--n", str(args.n), "--workloads", args.workload]
-    code = main(["run", *base, "--contenders", "droplet@N,evolutionary@N,replay-trace@N", "--per-iter", "8"])
+    # Three processes at once: the quick tier checks that every step works, its timings mean nothing.
+    code = main(["run", *base, "--contenders", "droplet@N,evolutionary@N,replay-trace@N", "--per-iter", "8",
+                 "--jobs", "3"])
     if code:
         return code
     return main(["compare", *base, "--rounds", "5"])
@@ -256,6 +270,7 @@ def main(argv=None) -> int:
             p.add_argument("--contenders", type=lambda s: s.split(","), default=CONTENDERS)
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--per-iter", type=int, default=32)
+            p.add_argument("--jobs", type=int, default=1, help="contenders tuned at once (>1 skews timings)")
         else:
             p.add_argument("--rounds", type=int, default=5)
     q = sub.add_parser("quick")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -52,6 +53,16 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def _tracker(text: str) -> str:
+    from .runners import parse_tracker
+
+    try:
+        parse_tracker(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, work_dir_help: str) -> None:
     """The options ``tune`` and ``tune-model`` share."""
     parser.add_argument(
@@ -67,6 +78,11 @@ def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, wo
     parser.add_argument(
         "--strategy", choices=STRATEGIES, default="droplet", help="search strategy (default: droplet)"
     )
+    parser.add_argument(
+        "--explore", choices=("auto", "evolutionary", "replay"), default="auto",
+        help="droplet's exploration: MetaSchedule's evolutionary search, random replay, or auto "
+        "(evolutionary when there is a cost model) (default: auto)",
+    )
     parser.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (default: xgb)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     parser.add_argument(
@@ -78,7 +94,7 @@ def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, wo
         help="run-time samples per candidate, for the significance test (default: 3)",
     )
     parser.add_argument(
-        "--rpc", default=None, metavar="HOST:PORT",
+        "--rpc", type=_tracker, default=None, metavar="HOST:PORT",
         help="measure on the servers of this TVM RPC tracker instead of locally (needs --rpc-key)",
     )
     parser.add_argument("--rpc-key", default=None, help="device key the RPC servers registered with")
@@ -134,10 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return _report(args, parser)
+    if args.explore != "auto" and args.strategy != "droplet":
+        parser.error(f"--explore {args.explore} applies to --strategy droplet only, not {args.strategy!r}")
+    if args.explore == "evolutionary" and args.cost_model == "none":
+        parser.error("--explore evolutionary needs a cost model; --cost-model none was given")
     try:
         return _tune_model(args, parser) if args.command == "tune-model" else _tune(args, parser)
     except KeyboardInterrupt:
         print("ms-droplet: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as err:
+        from .interrupt import TuningInterrupted
+
+        if not isinstance(err, TuningInterrupted):
+            raise
+        print("ms-droplet: interrupted; the database holds every finished batch: re-run the same "
+              "command to resume", file=sys.stderr)
         return 130
 
 
@@ -192,10 +220,25 @@ def _runner(args: argparse.Namespace, parser: argparse.ArgumentParser):
         parser.error(str(err))
 
 
+@contextlib.contextmanager
+def _interruptible(interrupt):
+    """Whatever MetaSchedule raises once SIGINT came (the FFI may wrap it) means "interrupted"."""
+    from .interrupt import TuningInterrupted
+
+    try:
+        yield
+    except Exception as err:
+        if interrupt.raised:
+            raise TuningInterrupted(str(err)) from err
+        raise
+
+
 def _strategy(args: argparse.Namespace):
     from . import DropletSearch
 
-    return DropletSearch(seed=args.seed) if args.strategy == "droplet" else args.strategy
+    if args.strategy != "droplet":
+        return args.strategy
+    return DropletSearch(seed=args.seed, explore=args.explore)
 
 
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -212,6 +255,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tvm.s_tir import meta_schedule as ms
 
     from .builder import fast_builder
+    from .interrupt import stop_on_interrupt
     from .progress import ProgressPrinter
 
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
@@ -221,19 +265,22 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"  target {target}, strategy {args.strategy}, {args.trials} trials, seed {args.seed}")
     print(f"  work dir {work_dir}" + (f", measuring on RPC {args.rpc} key {args.rpc_key}" if args.rpc else ""))
     start = time.perf_counter()
-    database = ms.tune_tir(
-        mod=workload.mod,
-        target=target,
-        work_dir=str(work_dir),
-        max_trials_global=args.trials,
-        num_trials_per_iter=args.per_iter,
-        strategy=_strategy(args),
-        builder=fast_builder(),
-        runner=runner,
-        cost_model=args.cost_model,
-        measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],
-        seed=args.seed,
-    )
+    with stop_on_interrupt() as interrupt, _interruptible(interrupt):
+        database = ms.tune_tir(
+            mod=workload.mod,
+            target=target,
+            work_dir=str(work_dir),
+            max_trials_global=args.trials,
+            num_trials_per_iter=args.per_iter,
+            strategy=_strategy(args),
+            builder=fast_builder(),
+            runner=runner,
+            cost_model=args.cost_model,
+            measure_callbacks=[
+                interrupt.callback, *ms.measure_callback.MeasureCallback.create("default"), progress.callback()
+            ],
+            seed=args.seed,
+        )
     wall = time.perf_counter() - start
     top = database.get_top_k(database.commit_workload(workload.mod), 1)
     print("ms-droplet: summary")
@@ -269,6 +316,7 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     work_dir = _work_dir(args, parser, model.name)
     out = args.out or work_dir / f"{model.name}.so"
 
+    from .interrupt import stop_on_interrupt
     from .model_tuning import tune_model
     from .progress import ProgressPrinter
 
@@ -277,11 +325,12 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     print(f"ms-droplet: tuning model {model.name} (inputs {_shapes(model.inputs)})")
     print(f"  target {target}, strategy {args.strategy}, {args.trials} trials over all tasks, seed {args.seed}")
     print(f"  work dir {work_dir}" + (f", measuring on RPC {args.rpc} key {args.rpc_key}" if args.rpc else ""))
-    result = tune_model(
-        model, target, work_dir, args.trials, _strategy(args), num_trials_per_iter=args.per_iter,
-        runner=runner, cost_model=args.cost_model, seed=args.seed, progress=progress,
-        rounds=args.rounds, library=out,
-    )
+    with stop_on_interrupt() as interrupt, _interruptible(interrupt):
+        result = tune_model(
+            model, target, work_dir, args.trials, _strategy(args), num_trials_per_iter=args.per_iter,
+            runner=runner, cost_model=args.cost_model, seed=args.seed, progress=progress,
+            rounds=args.rounds, library=out, first_callbacks=[interrupt.callback],
+        )
     print("ms-droplet: summary")
     print(result.table())
     print(f"  trials         {progress.count} measured in this run ({progress.failures} failed)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,7 @@ def tune_model(
     cost_model: str = "xgb",
     seed: int = 0,
     progress=None,
+    first_callbacks: Sequence = (),
     rounds: int = 5,
     library: str | Path | None = None,
 ) -> ModelResult:
@@ -142,7 +144,8 @@ def tune_model(
 
     The tuned build's output is compared with the untuned build's (``max_abs_diff``); both are
     timed interleaved on this machine. ``progress`` (a :class:`~ms_droplet.progress.ProgressPrinter`)
-    prints a line per measured batch. ``library``, if given, receives the compiled model
+    prints a line per measured batch; ``first_callbacks`` run before MetaSchedule's own (see
+    :mod:`ms_droplet.interrupt`). ``library``, if given, receives the compiled model
     (``tvm.runtime.load_module`` reads it back).
     """
     from .builder import fast_builder
@@ -151,7 +154,7 @@ def tune_model(
     work_dir = Path(work_dir)
     mod = prepare(model.mod)
     tasks = ms.relax_integration.extract_tasks(mod, target)
-    callbacks = ms.measure_callback.MeasureCallback.create("default")
+    callbacks = [*first_callbacks, *ms.measure_callback.MeasureCallback.create("default")]
     if progress is not None:
         # tune_relax skips tasks that are already scheduled; task ids count the others.
         progress.task_names = [t.task_name for t in tasks if not _is_scheduled(t)]

@@ -18,7 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerResult
+
+from .trace import run_samples
 
 # Enough samples per candidate for the descent's t-test, each at least 50 ms of repeated runs.
 DEFAULT_REPEAT = 3
@@ -33,9 +37,47 @@ def evaluator_config(repeat: int = DEFAULT_REPEAT) -> ms.runner.EvaluatorConfig:
     return ms.runner.EvaluatorConfig(number=1, repeat=repeat, min_repeat_ms=MIN_REPEAT_MS)
 
 
-def local_runner(repeat: int = DEFAULT_REPEAT) -> ms.runner.LocalRunner:
-    """Measure on this machine, ``repeat`` samples per candidate."""
-    return ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat))
+def local_runner(repeat: int = DEFAULT_REPEAT) -> ms.runner.Runner:
+    """Measure on this machine, ``repeat`` samples per candidate (results checked by :func:`validated`)."""
+    return validated(ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat)))
+
+
+class _ValidatedRunner(PyRunner):
+    def __init__(self, inner: ms.runner.Runner) -> None:
+        self.inner = inner
+
+    def run(self, runner_inputs):
+        return [_ValidatedFuture(future) for future in self.inner.run(runner_inputs)]
+
+
+class _ValidatedFutureImpl(PyRunnerFuture):
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def done(self) -> bool:
+        return self.inner.done()
+
+    def result(self) -> RunnerResult:
+        result = self.inner.result()
+        if result.error_msg is None and run_samples(result.run_secs) is None:
+            secs = [float(getattr(x, "value", x)) for x in (result.run_secs or [])]
+            return RunnerResult(None, f"ms_droplet: the runner returned unusable run times {secs}")
+        return result
+
+
+_ValidatedFuture = derived_object(_ValidatedFutureImpl)
+_Validated = derived_object(_ValidatedRunner)
+
+
+def validated(runner: ms.runner.Runner) -> ms.runner.Runner:
+    """Wrap any runner so that results without usable run times become error results.
+
+    MetaSchedule's task scheduler aborts the whole run on a result with no error and no run
+    time (``Check failed: (!run_secs.empty())``); a custom or remote runner can return that,
+    or negative, zero, infinite or 1e10 (MetaSchedule's failure marker) times. Wrapped, such a
+    candidate is recorded as failed with a message naming the times, and tuning goes on.
+    """
+    return _Validated(runner)
 
 
 def parse_tracker(text: str) -> tuple[str, int]:
@@ -62,7 +104,7 @@ def rpc_runner(
     repeat: int = DEFAULT_REPEAT,
     max_workers: int | None = None,
     session_timeout_sec: int = 60,
-) -> ms.runner.RPCRunner:
+) -> ms.runner.Runner:
     """Measure on the RPC servers registered at ``tracker`` (``HOST:PORT``) under ``key``.
 
     ``max_workers`` candidates are measured at once, each on its own server; by default one per
@@ -91,8 +133,10 @@ def rpc_runner(
             f"the RPC tracker at {host}:{port} has no server with key {key!r}; start one with "
             f"'python -m tvm.exec.rpc_server --tracker {host}:{port} --key {key}'"
         )
-    return ms.runner.RPCRunner(
-        rpc_config=config, evaluator_config=evaluator_config(repeat), max_workers=max_workers or servers
+    return validated(
+        ms.runner.RPCRunner(
+            rpc_config=config, evaluator_config=evaluator_config(repeat), max_workers=max_workers or servers
+        )
     )
 
 

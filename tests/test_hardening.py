@@ -19,32 +19,32 @@ from tvm.s_tir import meta_schedule as ms
 
 import ms_droplet
 from ms_droplet.cli import main
+from ms_droplet.runners import validated
 from ms_droplet.trace import module_key, replay, run_samples
 
 # --- faults injected into a real builder and runner ---------------------------------------------
 
 NONSENSE = ([], [-1.0, -1.0], [1e10, 1e10], [0.0, 0.0])
-
-
-def fault_of(key: int, share: str) -> str | None:
-    """Which fault a schedule gets, fixed by its structural hash so that it can be checked later."""
-    kinds = ["build", "run-error", "timeout", "nonsense"]
-    if share == "all":
-        return kinds[key % 4]
-    return (kinds + [None] * 4)[key % 8]
+PATTERNS = {
+    "some": ["build", None, "run-error", None, "timeout", None, "nonsense", None],
+    "all": ["build", "run-error", "timeout", "nonsense"],
+}
 
 
 @derived_object
 class FaultInjectingBuilder(ms.builder.PyBuilder):
-    def __init__(self, inner, share: str, artifacts: dict, seen: list) -> None:
-        self.inner, self.share, self.artifacts, self.seen = inner, share, artifacts, seen
+    """Gives the n-th candidate built the n-th fault of the pattern; remembers it by schedule."""
+
+    def __init__(self, inner, share: str, faults: dict, artifacts: dict) -> None:
+        self.inner, self.pattern, self.faults, self.artifacts = inner, PATTERNS[share], faults, artifacts
 
     def build(self, build_inputs):
-        keys = [module_key(b.mod) for b in build_inputs]
-        self.seen.extend(keys)
         results = []
-        for key, built in zip(keys, self.inner.build(build_inputs), strict=True):
-            if fault_of(key, self.share) == "build":
+        for inp, built in zip(build_inputs, self.inner.build(build_inputs), strict=True):
+            key = module_key(inp.mod)
+            assert key not in self.faults, "a schedule was handed out twice"
+            self.faults[key] = self.pattern[len(self.faults) % len(self.pattern)]
+            if self.faults[key] == "build":
                 results.append(ms.builder.BuilderResult(None, "injected build error"))
             else:
                 self.artifacts[built.artifact_path] = key
@@ -68,14 +68,14 @@ class _DoneFuture(ms.runner.PyRunnerFuture):
 class FaultInjectingRunner(ms.runner.PyRunner):
     """Real LocalRunner for healthy schedules; errors, timeouts or nonsense times for the others."""
 
-    def __init__(self, inner, share: str, artifacts: dict, returned: dict) -> None:
-        self.inner, self.share, self.artifacts, self.returned = inner, share, artifacts, returned
+    def __init__(self, inner, faults: dict, artifacts: dict, returned: dict) -> None:
+        self.inner, self.faults, self.artifacts, self.returned = inner, faults, artifacts, returned
 
     def run(self, runner_inputs):
         futures = []
         for inp in runner_inputs:
             key = self.artifacts[inp.artifact_path]
-            kind = fault_of(key, self.share)
+            kind = self.faults[key]
             if kind is None:
                 result = self.inner.run([inp])[0].result()
             elif kind == "run-error":
@@ -83,7 +83,7 @@ class FaultInjectingRunner(ms.runner.PyRunner):
             elif kind == "timeout":
                 result = ms.runner.RunnerResult(None, "LocalRunner: Timeout, killed after 1 second (injected)")
             else:
-                result = ms.runner.RunnerResult(NONSENSE[(key // 8) % len(NONSENSE)], None)
+                result = ms.runner.RunnerResult(NONSENSE[len(self.returned) % len(NONSENSE)], None)
             self.returned[key] = result
             futures.append(_DoneFuture(result))
         return futures
@@ -93,16 +93,18 @@ class FaultInjectingRunner(ms.runner.PyRunner):
 @pytest.mark.parametrize("share", ["some", "all"])
 def test_injected_build_run_and_nonsense_faults_keep_budget_and_credit(share, tmp_path, target, builder, runner):
     mod = matmul_mod(32)
-    artifacts, returned, seen = {}, {}, []
+    faults, artifacts, returned = {}, {}, {}
     database = ms.tune_tir(
         mod=mod, target=target, work_dir=str(tmp_path), max_trials_global=24, num_trials_per_iter=6,
-        strategy=ms_droplet.DropletSearch(explore_trials=12), cost_model="xgb", seed=4,
-        builder=FaultInjectingBuilder(builder, share, artifacts, seen),
-        runner=FaultInjectingRunner(runner, share, artifacts, returned),
+        # replay exploration keeps it short; the xgb cost model still learns from (and ranks after) faults
+        strategy=ms_droplet.DropletSearch(explore_trials=12, explore="replay"), cost_model="xgb", seed=4,
+        builder=FaultInjectingBuilder(builder, share, faults, artifacts),
+        # validated(): MetaSchedule itself aborts on a result with empty run_secs and no error.
+        runner=validated(FaultInjectingRunner(runner, faults, artifacts, returned)),
     )
     records = database.get_all_tuning_records()
     # Every candidate handed out was recorded once; with faults only, the task may end early.
-    assert len(records) == len(seen) == len(set(seen))
+    assert len(records) == len(faults)
     assert len(records) == 24 if share == "some" else 6 <= len(records) <= 24
     # Each record holds what was measured for its own schedule (re-derived from its trace).
     ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply",
@@ -111,7 +113,7 @@ def test_injected_build_run_and_nonsense_faults_keep_budget_and_credit(share, tm
     kinds = []
     for rec in records:
         key = module_key(replay(mod, rec.trace, postprocs, seed=1).mod)
-        kinds.append(fault_of(key, share))
+        kinds.append(faults[key])
         if kinds[-1] is None:
             assert run_samples(rec.run_secs) == run_samples(returned[key].run_secs)
         else:
