@@ -19,7 +19,8 @@ from tvm.s_tir import meta_schedule as ms
 
 import ms_droplet
 from ms_droplet.cli import main
-from ms_droplet.runners import validated
+from ms_droplet.models import get_model, transformer_block
+from ms_droplet.runners import LocalRPCCluster, evaluator_config, rpc_runner, validated
 from ms_droplet.trace import module_key, replay, run_samples
 
 # --- faults injected into a real builder and runner ---------------------------------------------
@@ -303,3 +304,31 @@ def test_same_seed_and_recorded_times_give_the_same_candidates_in_two_processes(
     first, second = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
     assert first == second
     assert sum(len(b) for b in first[0]) >= 8
+
+
+# --- bad input to the Python API ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda: rpc_runner("localhost", "board"), "'localhost'"),
+        (lambda: rpc_runner("127.0.0.1:99999", "board"), "'127.0.0.1:99999'"),
+        (lambda: rpc_runner("127.0.0.1:1", "board"), "127.0.0.1:1"),
+        (lambda: rpc_runner("127.0.0.1:9190", ""), "''"),
+        (lambda: rpc_runner("127.0.0.1:9190", "board", max_workers=0), "max_workers"),
+        (lambda: evaluator_config(repeat=0), "repeat must be a positive integer, got 0"),
+        (lambda: get_model("resnet"), "'resnet'"),
+        (lambda: get_model("missing.onnx"), "'missing.onnx'"),
+        (lambda: get_model("cnn", {"x": (1, 3)}), "'cnn'"),
+        (lambda: LocalRPCCluster("/tmp/ms-droplet-unused", num_servers=0), "num_servers must be a positive integer"),
+        (lambda: transformer_block(dim=30, heads=4), "dim 30 is not a multiple of heads 4"),
+    ],
+    ids=["tracker-no-port", "tracker-port-range", "tracker-refused", "empty-key", "workers-0", "repeat-0",
+         "unknown-model", "missing-onnx", "shape-for-builtin", "cluster-0-servers", "heads"],
+)
+def test_bad_input_to_the_python_api_names_the_value(call, needle):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)

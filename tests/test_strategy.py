@@ -184,6 +184,13 @@ def test_explore_evolutionary_with_database_and_cost_model(target):
         ({"max_fail_count": 0}, "max_fail_count must be an integer >= 1, got 0"),
         ({"seed": -3}, "seed must be an integer >= 0, got -3"),
         ({"seed": "x"}, "seed must be an integer >= 0, got 'x'"),
+        ({"seed": 1.0}, "seed must be an integer >= 0, got 1.0"),
+        ({"explore_trials": None}, "explore_trials must be an integer >= 0, got None"),
+        ({"explore": None}, "explore must be one of .*None"),
+        ({"p_value": float("nan")}, r"p_value must be a number in \(0, 1\], got nan"),
+        ({"p_value": "0.05"}, r"p_value must be a number in \(0, 1\], got '0.05'"),
+        ({"num_seeds": "3"}, "num_seeds must be an integer >= 1, got '3'"),
+        ({"max_fail_count": 1.5}, "max_fail_count must be an integer >= 1, got 1.5"),
     ],
 )
 def test_bad_parameters_raise_value_error_naming_them(kwargs, message):
