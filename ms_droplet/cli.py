@@ -154,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--explore {args.explore} applies to --strategy droplet only, not {args.strategy!r}")
     if args.explore == "evolutionary" and args.cost_model == "none":
         parser.error("--explore evolutionary needs a cost model; --cost-model none was given")
+    # MetaSchedule's INFO lines (one per runner made, per batch) would drown the progress lines.
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
     try:
         return _tune_model(args, parser) if args.command == "tune-model" else _tune(args, parser)
     except KeyboardInterrupt:
@@ -258,7 +260,6 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .interrupt import stop_on_interrupt
     from .progress import ProgressPrinter
 
-    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
     flops = flop_count(workload.mod)
     progress = ProgressPrinter(args.trials, flops, quiet=args.quiet)
     print(f"ms-droplet: tuning {workload.name} ({workload.description})")
@@ -320,7 +321,6 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from .model_tuning import tune_model
     from .progress import ProgressPrinter
 
-    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
     progress = ProgressPrinter(args.trials, quiet=args.quiet)
     print(f"ms-droplet: tuning model {model.name} (inputs {_shapes(model.inputs)})")
     print(f"  target {target}, strategy {args.strategy}, {args.trials} trials over all tasks, seed {args.seed}")
