@@ -24,7 +24,7 @@ class ProgressPrinter:
     total: int
     flops: float = 0.0
     quiet: bool = False
-    stream: TextIO = sys.stdout
+    stream: TextIO | None = None  # None: sys.stdout as it is when printing (not at import)
     task_names: list[str] | None = None
     count: int = 0
     failures: int = 0
@@ -54,7 +54,7 @@ class ProgressPrinter:
             shown = "n/a" if best is None else f"{best * 1e6:.2f} us"
             print(
                 f"  [{now:7.1f} s] trials {self.count:5d}/{self.total}  {name}: best {shown}  ({self.failures} failed)",
-                file=self.stream,
+                file=self.stream or sys.stdout,
                 flush=True,
             )
         else:
@@ -63,7 +63,7 @@ class ProgressPrinter:
             print(
                 f"  [{now:7.1f} s] trials {self.count:5d}/{self.total}  best {best}{rate}"
                 f"  ({self.failures} failed)",
-                file=self.stream,
+                file=self.stream or sys.stdout,
                 flush=True,
             )
 

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_quick_tier_runs_compares_and_plots(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "suite.py"), "quick", "--out", str(tmp_path), "--n", "8",

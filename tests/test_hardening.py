@@ -160,7 +160,7 @@ def _start_and_stop(args: list[str], work_dir: Path, after: int, sig: int) -> su
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_sigint_then_kill_then_resume_loses_nothing_and_measures_nothing_twice(tmp_path, target, capsys):
     work_dir = tmp_path / "wd"
     args = ["tune", "--workload", "matmul-small", "--trials", "24", "--per-iter", "4", "--cost-model", "random",
@@ -290,7 +290,7 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_same_seed_and_recorded_times_give_the_same_candidates_in_two_processes():
     code = CHILD.format(tests=str(Path(__file__).parent))
     procs = [

@@ -50,14 +50,14 @@ def _tune_and_check(model, target, tmp_path, builder, runner, trials):
 
 @pytest.mark.slow
 def test_tune_relax_cnn_with_droplet_matches_numpy(tmp_path, target, builder, runner):
-    tasks, _ = _tune_and_check(small_cnn(), target, tmp_path, builder, runner, trials=16)
+    tasks, _ = _tune_and_check(small_cnn(), target, tmp_path, builder, runner, trials=8)
     names = " ".join(t.task_name for t in tasks)
     assert "conv2d" in names and "matmul" in names
 
 
 @pytest.mark.slow
 def test_tune_relax_transformer_with_droplet_matches_numpy(tmp_path, target, builder, runner):
-    tasks, _ = _tune_and_check(transformer_block(), target, tmp_path, builder, runner, trials=16)
+    tasks, _ = _tune_and_check(transformer_block(), target, tmp_path, builder, runner, trials=8)
     assert any("softmax" in t.task_name for t in tasks)
 
 
