@@ -38,6 +38,7 @@ def main() -> int:
     import ms_droplet
     from ms_droplet.builder import fast_builder
     from ms_droplet.progress import ProgressPrinter
+    from ms_droplet.runners import evaluator_config
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     strategy_name, budget, post = parse_contender(args.contender, args.n)
@@ -58,7 +59,7 @@ def main() -> int:
             mod=workload.mod, target=target, work_dir=str(work_dir), max_trials_global=budget,
             num_trials_per_iter=args.per_iter, strategy=TimedStrategy(inner, clock), builder=fast_builder(),
             runner=ms.runner.LocalRunner(
-                evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=50)
+                evaluator_config=evaluator_config(3)
             ),
             cost_model="xgb",
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],

@@ -15,6 +15,7 @@ from tvm.s_tir.meta_schedule.testing import te_workload
 
 import ms_droplet  # registers strategy="droplet"
 from ms_droplet.builder import fast_builder
+from ms_droplet.runners import local_runner
 from ms_droplet.workloads import host_target
 
 parser = argparse.ArgumentParser(description="Tune a 128^3 matmul with Droplet Search.")
@@ -41,7 +42,7 @@ database = ms.tune_tir(
     num_trials_per_iter=16,
     strategy=ms_droplet.DropletSearch(seed=0),  # or simply strategy="droplet"
     builder=fast_builder(),
-    runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(number=1, repeat=3, min_repeat_ms=50)),
+    runner=local_runner(repeat=3),  # 3 samples of >= 50 ms each
     seed=0,
 )
 
