@@ -20,7 +20,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -33,17 +32,26 @@ BASELINE = "evolutionary@N"
 BASELINE_10N = "evolutionary@10N"
 
 
-def parse_contender(spec: str, n: int) -> tuple[str, int, bool]:
-    """``"evolutionary+post@10N"`` -> ("evolutionary", 10 * n, True)."""
+def parse_contender(spec: str, n: int) -> tuple[str, int, bool, dict[str, str]]:
+    """``"evolutionary+post@10N"`` -> ("evolutionary", 10 * n, True, {}).
+
+    Droplet options may follow the name, colon-separated:
+    ``"droplet:explore=replay@N"`` -> ("droplet", n, False, {"explore": "replay"}).
+    """
     name, _, budget = spec.partition("@")
+    name, *option_specs = name.split(":")
     post = name.endswith("+post")
     strategy = name.removesuffix("+post")
     if strategy not in ("droplet", "evolutionary", "replay-trace") or not budget.endswith("N"):
-        raise ValueError(f"contender {spec!r} is not STRATEGY[+post]@[K]N (for example evolutionary@10N)")
+        raise ValueError(f"contender {spec!r} is not STRATEGY[+post][:OPTION=VALUE...]@[K]N "
+                         "(for example evolutionary@10N)")
     factor = budget[:-1]
     if factor and not factor.isdigit():
         raise ValueError(f"contender {spec!r}: budget multiplier {factor!r} is not an integer")
-    return strategy, (int(factor) if factor else 1) * n, post
+    options = dict(o.partition("=")[::2] for o in option_specs)
+    if options and strategy != "droplet":
+        raise ValueError(f"contender {spec!r}: options are for droplet only")
+    return strategy, (int(factor) if factor else 1) * n, post, options
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -150,6 +158,7 @@ def cmd_compare(args) -> int:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
+    from ms_droplet.timing import interleaved, medians
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     results = Path(args.results)
@@ -167,7 +176,7 @@ def cmd_compare(args) -> int:
         flops = flop_count(wl.mod)
         func = wl.mod["main"]
         arrays, tensors = _inputs_for(func, 0)
-        kernels = {}
+        timers = {}
         for contender, run in mine.items():
             db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
             sch = ms.tir_integration.compile_tir(db, wl.mod, target)
@@ -175,8 +184,8 @@ def cmd_compare(args) -> int:
                 print(f"  {workload} {contender}: no valid schedule in {run['work_dir']}")
                 continue
             lib = tvm.compile(sch.mod, target=target).jit()
-            kernels[contender] = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
-        timers = dict(kernels)
+            evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
+            timers[contender] = lambda ev=evaluator, tensors=tensors: ev(*tensors).mean
         if workload.startswith("GMM"):
             x, y = arrays[0], arrays[1]
 
@@ -189,12 +198,8 @@ def cmd_compare(args) -> int:
                     if elapsed >= 0.1:
                         return elapsed / reps
             timers["numpy"] = numpy_matmul
-        samples: dict[str, list[float]] = {name: [] for name in timers}
-        for _ in range(args.rounds):
-            for name, timer in timers.items():  # interleaved: A B C ... A B C ...
-                value = timer() if name == "numpy" else timer(*tensors).mean
-                samples[name].append(float(value))
-        med = {name: statistics.median(v) for name, v in samples.items()}
+        samples = interleaved(timers, args.rounds)
+        med = medians(samples)
         entry = {"flops": flops, "contenders": {}}
         for name, latency in med.items():
             row = {"latency_s": latency, "gflops": flops / latency / 1e9, "samples_s": samples[name]}

@@ -16,6 +16,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+def _typed(options: dict[str, str]) -> dict:
+    """Contender option strings as DropletSearch takes them: "0.7" -> 0.7, "3" -> 3."""
+    out = {}
+    for key, text in options.items():
+        for kind in (int, float):
+            try:
+                out[key] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = text
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True)
@@ -41,7 +56,7 @@ def main() -> int:
     from ms_droplet.runners import evaluator_config
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
-    strategy_name, budget, post = parse_contender(args.contender, args.n)
+    strategy_name, budget, post, options = parse_contender(args.contender, args.n)
     workload = get_workload(args.workload)
     target = host_target()
     results = Path(args.results)
@@ -49,7 +64,7 @@ def main() -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 
-    inner = ms_droplet.DropletSearch(seed=args.seed) if strategy_name == "droplet" else strategy_name
+    inner = ms_droplet.DropletSearch(seed=args.seed, **_typed(options)) if strategy_name == "droplet" else strategy_name
     clock = {"cpu_s": 0.0, "candidates": 0}
     progress = ProgressPrinter(budget, flop_count(workload.mod))
     start = time.perf_counter()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from .models import Model
+from .timing import interleaved, medians
 from .trace import module_key, run_samples
 
 
@@ -97,11 +98,11 @@ def time_interleaved(exes: dict[str, object], inputs: dict[str, np.ndarray], rou
         name: relax.VirtualMachine(exe, dev).time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=100)
         for name, exe in exes.items()
     }
-    samples: dict[str, list[float]] = {name: [] for name in exes}
-    for _ in range(rounds):
-        for name, timer in timers.items():
-            samples[name].append(timer(*args).mean)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return medians(interleaved({name: partial(_mean_seconds, timer, args) for name, timer in timers.items()}, rounds))
+
+
+def _mean_seconds(timer, args) -> float:
+    return timer(*args).mean
 
 
 def task_rows(database: ms.Database, tasks) -> list[TaskRow]:

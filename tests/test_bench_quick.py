@@ -36,3 +36,45 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     assert "| GMM-0 | droplet@N |" in (tmp_path / "summary.md").read_text()
     for png in ("curve-GMM-0.png", "ratios.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def _suite():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import suite
+    finally:
+        sys.path.pop(0)
+    return suite
+
+
+def test_contender_specs_parse_budget_post_and_droplet_options():
+    parse = _suite().parse_contender
+    assert parse("evolutionary+post@10N", 30) == ("evolutionary", 300, True, {})
+    assert parse("droplet:explore=replay:explore_fraction=0.7@N", 30) == (
+        "droplet", 30, False, {"explore": "replay", "explore_fraction": "0.7"},
+    )
+    for bad in ("droplet", "annealing@N", "droplet@xN", "evolutionary:explore=replay@N"):
+        with pytest.raises(ValueError, match="contender"):
+            parse(bad, 30)
+
+
+def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
+    from ms_droplet.timing import interleaved, medians
+
+    calls = []
+
+    def timer(name, values):
+        it = iter(values)
+
+        def call():
+            calls.append(name)
+            return next(it)
+
+        return call
+
+    samples = interleaved({"a": timer("a", [3.0, 1.0, 2.0]), "b": timer("b", [5.0, 9.0, 4.0])}, rounds=3)
+    assert calls == ["a", "b"] * 3
+    assert samples == {"a": [3.0, 1.0, 2.0], "b": [5.0, 9.0, 4.0]}
+    assert medians(samples) == {"a": 2.0, "b": 5.0}
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        interleaved({"a": timer("a", [1.0])}, rounds=0)
