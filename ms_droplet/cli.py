@@ -81,7 +81,7 @@ def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, wo
     parser.add_argument(
         "--explore", choices=("auto", "evolutionary", "replay"), default="auto",
         help="droplet's exploration: MetaSchedule's evolutionary search, random replay, or auto "
-        "(evolutionary when there is a cost model) (default: auto)",
+        "(evolutionary when there is a cost model and at least 100 exploration trials) (default: auto)",
     )
     parser.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (default: xgb)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")

@@ -45,6 +45,10 @@ EXPLORE_SOURCES = ("auto", "evolutionary", "replay")
 _MAX_SEED = 2**31 - 1
 # Exploration rounds in a row that yield nothing new before exploration is declared exhausted.
 _MAX_EMPTY_EXPLORE_ROUNDS = 3
+# MetaSchedule's xgb cost model scores at random until it has trained on this many results
+# (XGBModel.num_warmup_samples): a shorter evolutionary exploration is ranked by noise, costs
+# 40x replay's CPU per candidate, and measured no better (bench/, N=100), so "auto" replays.
+_COST_MODEL_WARMUP = 100
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -122,7 +126,8 @@ class _TaskState:
         self.explore_left = max(planned - have, 0 if have else 1)
         source = opts["explore"]
         if source == "auto":
-            source = "evolutionary" if database is not None and cost_model is not None else "replay"
+            ranked = database is not None and cost_model is not None and self.explore_left >= _COST_MODEL_WARMUP
+            source = "evolutionary" if ranked else "replay"
         if source == "evolutionary" and (database is None or cost_model is None):
             raise ValueError(
                 "DropletSearch: explore='evolutionary' needs a database and a cost model, "
@@ -377,8 +382,9 @@ class _DropletSearch(PySearchStrategy):
         cost model (``explore="evolutionary"``, as Ansor's first 300 trials in the published
         work), or plain replay of the design spaces with random decisions
         (``explore="replay"``). ``"auto"`` takes evolutionary search when ``pre_tuning``
-        receives a database and a cost model, replay otherwise. Records already in the
-        database count towards the exploration, so a resumed run goes straight on.
+        receives a database and a cost model and the exploration is at least 100 trials
+        (xgb's warm-up: before that it scores at random), replay otherwise. Records already
+        in the database count towards the exploration, so a resumed run goes straight on.
     Exploit
         Coordinate descent from the best measured schedule over its sampling decisions
         (perfect tiles, categorical choices such as unroll, compute locations): neighbours at

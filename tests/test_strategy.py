@@ -169,6 +169,20 @@ def test_explore_evolutionary_with_database_and_cost_model(target):
 
 
 @pytest.mark.parametrize(
+    ("max_trials", "with_model", "source"),
+    [(60, True, "replay"), (198, True, "replay"), (200, True, "evolutionary"), (400, False, "replay")],
+)
+def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(target, max_trials, with_model, source):
+    # xgb scores at random for its first 100 results: a shorter exploration replays instead.
+    strategy = ms_droplet.DropletSearch()
+    ctx = make_context(matmul_mod(), target, strategy)
+    db, model = (ms.database.MemoryDatabase(), ms.cost_model.RandomModel()) if with_model else (None, None)
+    ctx.pre_tuning(max_trials, 8, ctx.generate_design_space(), db, model)
+    assert strategy._state.explore_source == source
+    ctx.post_tuning()
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"explore_trials": -1}, "explore_trials must be an integer >= 0, got -1"),
