@@ -9,7 +9,7 @@ with the same builder, runner settings and seed, and appends one JSON line per r
 ``results/runs.jsonl``; a pair already there is skipped, so runs resume and can be sliced
 (``--workloads GMM-2 --contenders evolutionary@10N``). ``compare`` compiles the best schedule
 of every contender in ONE process and times them interleaved (A B C ... A B C ...), then
-writes ``results/summary.json``, ``results/summary.md`` and the plots. Run both alone: other
+writes ``results/summary-N<N>.json``, ``summary-N<N>.md`` and ``plots/N<N>/``. Run both alone: other
 heavy jobs on a 2-core machine skew the timings.
 """
 
@@ -52,6 +52,11 @@ def parse_contender(spec: str, n: int) -> tuple[str, int, bool, dict[str, str]]:
     if options and strategy != "droplet":
         raise ValueError(f"contender {spec!r}: options are for droplet only")
     return strategy, (int(factor) if factor else 1) * n, post, options
+
+
+def work_dir_name(contender: str, n: int) -> str:
+    """A file name for a contender's work dir that any file system takes (no ':' or '@')."""
+    return contender.replace("@", "-at-").replace(":", "_").replace("=", "-") + f"-N{n}"
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -216,12 +221,13 @@ def cmd_compare(args) -> int:
             entry["contenders"][name] = row
         summary["workloads"][workload] = entry
         print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
-    (results / "summary.json").write_text(json.dumps(summary, indent=2))
-    (results / "summary.md").write_text(markdown_table(summary))
+    # One set of outputs per N, so that a compare at another budget does not overwrite them.
+    (results / f"summary-N{args.n}.json").write_text(json.dumps(summary, indent=2))
+    (results / f"summary-N{args.n}.md").write_text(markdown_table(summary))
     from plots import plot_curves, plot_ratios
 
-    plot_curves(runs, results / "plots", args.n)
-    plot_ratios(summary, results / "plots")
+    plot_curves(runs, results / "plots" / f"N{args.n}", args.n)
+    plot_ratios(summary, results / "plots" / f"N{args.n}")
     print(markdown_table(summary))
     return 0
 

@@ -46,7 +46,7 @@ def main() -> int:
     # TuneContext imports every tensor intrinsic (about a minute here, the same for every contender):
     # done before the clock starts, so wall times compare the tuning itself.
     import tvm.s_tir.tensor_intrin  # noqa: F401
-    from suite import machine_info, parse_contender
+    from suite import machine_info, parse_contender, work_dir_name
     from timed import TimedStrategy
     from tvm.s_tir import meta_schedule as ms
 
@@ -60,7 +60,7 @@ def main() -> int:
     workload = get_workload(args.workload)
     target = host_target()
     results = Path(args.results)
-    work_dir = results / "work" / args.workload / f"{args.contender.replace('@', '-at-')}-N{args.n}"
+    work_dir = results / "work" / args.workload / work_dir_name(args.contender, args.n)
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 

@@ -47,7 +47,7 @@ _MAX_SEED = 2**31 - 1
 _MAX_EMPTY_EXPLORE_ROUNDS = 3
 # MetaSchedule's xgb cost model scores at random until it has trained on this many results
 # (XGBModel.num_warmup_samples): a shorter evolutionary exploration is ranked by noise, costs
-# 40x replay's CPU per candidate, and measured no better (bench/, N=100), so "auto" replays.
+# ~30x replay's CPU per candidate, and measured no better (bench/, N=100), so "auto" replays.
 _COST_MODEL_WARMUP = 100
 
 

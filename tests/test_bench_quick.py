@@ -25,7 +25,7 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     for run in runs:
         assert 1 <= run["trials"] <= 8
         assert run["curve"] and run["strategy_cpu_s"] >= 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary-N8.json").read_text())
     rows = summary["workloads"]["GMM-0"]["contenders"]
     assert {"droplet@N", "evolutionary@N", "replay-trace@N", "numpy"} <= set(rows)
     assert rows["evolutionary@N"]["latency_s"] > 0
@@ -33,9 +33,9 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
         rows["droplet@N"]["latency_s"] / rows["evolutionary@N"]["latency_s"]
     )
     assert len(rows["droplet@N"]["samples_s"]) == 5
-    assert "| GMM-0 | droplet@N |" in (tmp_path / "summary.md").read_text()
+    assert "| GMM-0 | droplet@N |" in (tmp_path / "summary-N8.md").read_text()
     for png in ("curve-GMM-0.png", "ratios.png"):
-        assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / "plots" / "N8" / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def _suite():
@@ -53,6 +53,8 @@ def test_contender_specs_parse_budget_post_and_droplet_options():
     assert parse("droplet:explore=replay:explore_fraction=0.7@N", 30) == (
         "droplet", 30, False, {"explore": "replay", "explore_fraction": "0.7"},
     )
+    name = _suite().work_dir_name("droplet:explore=replay:explore_fraction=0.7@N", 100)
+    assert name == "droplet_explore-replay_explore_fraction-0.7-at-N-N100"
     for bad in ("droplet", "annealing@N", "droplet@xN", "evolutionary:explore=replay@N"):
         with pytest.raises(ValueError, match="contender"):
             parse(bad, 30)
