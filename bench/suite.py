@@ -48,6 +48,8 @@ def parse_contender(spec: str, n: int) -> tuple[str, int, bool, dict[str, str]]:
     factor = budget[:-1]
     if factor and not factor.isdigit():
         raise ValueError(f"contender {spec!r}: budget multiplier {factor!r} is not an integer")
+    if any(not key or not sep for key, sep, _ in (o.partition("=") for o in option_specs)):
+        raise ValueError(f"contender {spec!r}: options are OPTION=VALUE")
     options = dict(o.partition("=")[::2] for o in option_specs)
     if options and strategy != "droplet":
         raise ValueError(f"contender {spec!r}: options are for droplet only")

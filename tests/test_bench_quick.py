@@ -55,7 +55,7 @@ def test_contender_specs_parse_budget_post_and_droplet_options():
     )
     name = _suite().work_dir_name("droplet:explore=replay:explore_fraction=0.7@N", 100)
     assert name == "droplet_explore-replay_explore_fraction-0.7-at-N-N100"
-    for bad in ("droplet", "annealing@N", "droplet@xN", "evolutionary:explore=replay@N"):
+    for bad in ("droplet", "annealing@N", "droplet@xN", "evolutionary:explore=replay@N", "droplet:explore@N"):
         with pytest.raises(ValueError, match="contender"):
             parse(bad, 30)
 
