@@ -165,7 +165,7 @@ def cmd_compare(args) -> int:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    from ms_droplet.timing import interleaved, medians
+    from ms_droplet.timing import evaluator_timer, interleaved, medians
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     results = Path(args.results)
@@ -192,7 +192,7 @@ def cmd_compare(args) -> int:
                 continue
             lib = tvm.compile(sch.mod, target=target).jit()
             evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
-            timers[contender] = lambda ev=evaluator, tensors=tensors: ev(*tensors).mean
+            timers[contender] = evaluator_timer(evaluator, *tensors)
         if workload.startswith("GMM"):
             x, y = arrays[0], arrays[1]
 

@@ -6,7 +6,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from .models import Model
-from .timing import interleaved, medians
+from .timing import evaluator_timer, interleaved, medians
 from .trace import module_key, run_samples
 
 
@@ -98,11 +97,7 @@ def time_interleaved(exes: dict[str, object], inputs: dict[str, np.ndarray], rou
         name: relax.VirtualMachine(exe, dev).time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=100)
         for name, exe in exes.items()
     }
-    return medians(interleaved({name: partial(_mean_seconds, timer, args) for name, timer in timers.items()}, rounds))
-
-
-def _mean_seconds(timer, args) -> float:
-    return timer(*args).mean
+    return medians(interleaved({name: evaluator_timer(timer, *args) for name, timer in timers.items()}, rounds))
 
 
 def task_rows(database: ms.Database, tasks) -> list[TaskRow]:

@@ -20,6 +20,11 @@ def interleaved(timers: Mapping[str, Callable[[], float]], rounds: int) -> dict[
     return samples
 
 
+def evaluator_timer(evaluator: Callable, *args) -> Callable[[], float]:
+    """A timer for :func:`interleaved` from a TVM ``time_evaluator``: mean seconds of one call on ``args``."""
+    return lambda: evaluator(*args).mean
+
+
 def medians(samples: Mapping[str, list[float]]) -> dict[str, float]:
     """The median of each contender's samples."""
     return {name: statistics.median(values) for name, values in samples.items()}

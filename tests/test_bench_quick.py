@@ -61,7 +61,7 @@ def test_contender_specs_parse_budget_post_and_droplet_options():
 
 
 def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
-    from ms_droplet.timing import interleaved, medians
+    from ms_droplet.timing import evaluator_timer, interleaved, medians
 
     calls = []
 
@@ -78,5 +78,11 @@ def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
     assert calls == ["a", "b"] * 3
     assert samples == {"a": [3.0, 1.0, 2.0], "b": [5.0, 9.0, 4.0]}
     assert medians(samples) == {"a": 2.0, "b": 5.0}
+    class Result:
+        mean = 0.25
+
+    args_seen = []
+    from_evaluator = evaluator_timer(lambda *args: args_seen.append(args) or Result(), "x", "y")
+    assert from_evaluator() == 0.25 and args_seen == [("x", "y")]
     with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
         interleaved({"a": timer("a", [1.0])}, rounds=0)
