@@ -1,12 +1,20 @@
-"""End-to-end latency of a whole model: untuned build, evolutionary and droplet at one budget.
+"""End-to-end latency of whole models: the untuned build against strategies at one global budget.
 
-    python bench/model_e2e.py run [--model cnn] [--trials 200] [--strategies droplet,evolutionary]
+    python bench/model_e2e.py run --model cnn --trials 300 \
+        --contenders droplet@N,droplet:num_seeds=1000@N,evolutionary@N
 
-Each strategy tunes in its own fresh process (``tune`` sub-command; same builder, runner,
-cost model and seed), appending to ``results/model_runs.jsonl``; a (model, strategy, trials)
-already there is skipped, so runs resume. Then every build (untuned, and one per strategy)
-is compiled in ONE process and timed interleaved for ``--rounds`` rounds; the medians go to
-``results/model_e2e.json`` and ``results/model_e2e.md``. Run it alone.
+Models: ``cnn``, ``transformer`` (built in), ``onnx-cnn`` (the small ONNX CNN of
+``models.write_onnx_cnn``) and ``resnet18`` (``models.write_onnx_resnet18``: ResNet-18's
+structure at a 112x112 input). Contenders are written as in ``bench/suite.py``
+(``STRATEGY[:OPTION=VALUE...]@[K]N``); ``droplet:num_seeds=1000`` is droplet without early
+hand-back: it never runs out of descents, so it spends its task's share to the end.
+
+Each contender tunes in its own fresh process (``tune`` sub-command; same builder, runner,
+cost model and seed), appending to ``results/model_runs.jsonl``; a (model, contender, trials)
+already there is skipped, so runs resume. Then every build (untuned, and one per contender) is
+compiled in ONE process, checked (every tuned task's schedule applied, output equal to the
+untuned build's) and timed interleaved for ``--rounds`` rounds; the medians go to
+``results/model_e2e-MODEL.json`` and ``.md``. Run it alone.
 """
 
 from __future__ import annotations
@@ -21,44 +29,67 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+MODELS = ("cnn", "transformer", "onnx-cnn", "resnet18")
+
 
 def _runs(results: Path) -> list[dict]:
     path = results / "model_runs.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def load_model(name: str, results: Path):
+    """A bench model by name; ONNX files are written under results/work/models (not committed)."""
+    from ms_droplet import models
+
+    if name in ("cnn", "transformer"):
+        return models.get_model(name)
+    folder = results / "work" / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.onnx"
+    if not path.exists():
+        {"onnx-cnn": models.write_onnx_cnn, "resnet18": models.write_onnx_resnet18}[name](path)
+    return models.load_onnx(path)
+
+
 def cmd_tune(args) -> int:
     import logging
 
     import tvm.s_tir.tensor_intrin  # noqa: F401  (imported before the clock, as in tune_one.py)
-    from suite import machine_info
+    from suite import machine_info, parse_contender, work_dir_name
+    from tune_one import _typed
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
     from ms_droplet.builder import fast_builder
-    from ms_droplet.model_tuning import prepare
-    from ms_droplet.models import get_model
+    from ms_droplet.model_tuning import task_rows
+    from ms_droplet.relax_pipeline import prepare
     from ms_droplet.runners import local_runner
     from ms_droplet.workloads import host_target
 
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
     results = Path(args.results)
-    work_dir = results / "work" / f"model-{args.model}" / f"{args.strategy}-{args.trials}"
-    mod = prepare(get_model(args.model).mod)
-    strategy = ms_droplet.DropletSearch(seed=args.seed) if args.strategy == "droplet" else args.strategy
+    name, budget, _, options = parse_contender(args.contender, args.trials)
+    work_dir = results / "work" / f"model-{args.model}" / work_dir_name(args.contender, args.trials)
+    mod = prepare(load_model(args.model, results).mod)
+    target = host_target()
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    strategy = ms_droplet.DropletSearch(seed=args.seed, **_typed(options)) if name == "droplet" else name
     start = time.perf_counter()
     database = ms.relax_integration.tune_relax(
-        mod=mod, params={}, target=host_target(), work_dir=str(work_dir), max_trials_global=args.trials,
+        mod=mod, params={}, target=target, work_dir=str(work_dir), max_trials_global=budget,
         num_trials_per_iter=args.per_iter, strategy=strategy, builder=fast_builder(), runner=local_runner(3),
         seed=args.seed,
     )
     wall = time.perf_counter() - start
-    record = {"model": args.model, "strategy": args.strategy, "trials": args.trials, "seed": args.seed,
-              "work_dir": str(work_dir), "wall_s": wall, "measured": len(database.get_all_tuning_records()),
+    record = {"model": args.model, "contender": args.contender, "trials": args.trials, "seed": args.seed,
+              "work_dir": str(work_dir.relative_to(results)), "wall_s": wall,
+              "measured": len(database.get_all_tuning_records()),
+              "per_task": {r.name: r.trials for r in task_rows(database, tasks)},
               "machine": machine_info(), "command": " ".join(["python", *sys.argv])}
     with (results / "model_runs.jsonl").open("a") as f:
         f.write(json.dumps(record) + "\n")
-    print(f"  {args.model} {args.strategy}@{args.trials}: {wall:.0f} s, {record['measured']} records", flush=True)
+    print(f"  {args.model} {args.contender} (N={args.trials}): {wall:.0f} s, {record['measured']} records",
+          flush=True)
     return 0
 
 
@@ -66,12 +97,12 @@ def cmd_run(args) -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     print("model_e2e run: run this alone; other heavy jobs skew the timings", flush=True)
-    done = {(r["model"], r["strategy"], r["trials"]) for r in _runs(results)}
-    for strategy in args.strategies:
-        if (args.model, strategy, args.trials) in done:
-            print(f"  {args.model} {strategy}@{args.trials}: already in model_runs.jsonl, skipped")
+    done = {(r["model"], r["contender"], r["trials"]) for r in _runs(results)}
+    for contender in args.contenders:
+        if (args.model, contender, args.trials) in done:
+            print(f"  {args.model} {contender} (N={args.trials}): already in model_runs.jsonl, skipped")
             continue
-        cmd = [sys.executable, __file__, "tune", "--model", args.model, "--strategy", strategy,
+        cmd = [sys.executable, __file__, "tune", "--model", args.model, "--contender", contender,
                "--trials", str(args.trials), "--seed", str(args.seed), "--per-iter", str(args.per_iter),
                "--results", str(results)]
         if subprocess.run(cmd, check=False).returncode != 0:
@@ -80,41 +111,57 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import numpy as np
     from suite import machine_info
     from tvm.s_tir import meta_schedule as ms
 
-    from ms_droplet.model_tuning import compile_model, prepare, time_interleaved
-    from ms_droplet.models import get_model
+    from ms_droplet.model_tuning import compile_model, run, time_interleaved
+    from ms_droplet.relax_pipeline import prepare
     from ms_droplet.workloads import host_target
 
     results = Path(args.results)
     target = host_target()
-    model = get_model(args.model)
+    model = load_model(args.model, results)
     mod = prepare(model.mod)
-    runs = {r["strategy"]: r for r in _runs(results)
-            if r["model"] == args.model and r["trials"] == args.trials and r["strategy"] in args.strategies}
-    exes = {"untuned": compile_model(mod, target)}
-    for strategy, run in runs.items():
-        db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
-        exes[f"{strategy}@{args.trials}"] = compile_model(mod, target, db)
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    runs = {r["contender"]: r for r in _runs(results)
+            if r["model"] == args.model and r["trials"] == args.trials and r["contender"] in args.contenders}
+    exes = {"untuned": compile_model(mod, target)[0]}
+    applied = {}
+    for contender, entry in runs.items():
+        db = ms.database.JSONDatabase(work_dir=str(results / entry["work_dir"]), allow_missing=False)
+        exes[contender], applied[contender] = compile_model(mod, target, db, tasks)  # raises if one is not
+    reference = run(exes["untuned"], model.inputs)
+    max_diff = {name: float(np.max(np.abs(run(exe, model.inputs) - reference))) for name, exe in exes.items()}
     latency = time_interleaved(exes, model.inputs, args.rounds)
     rows = []
     for name, seconds in latency.items():
-        run = runs.get(name.split("@")[0])
-        rows.append({"build": name, "latency_s": seconds, "vs_untuned": seconds / latency["untuned"],
-                     "tuning_wall_s": run["wall_s"] if run else None, "measured": run["measured"] if run else None})
+        entry = runs.get(name)
+        rows.append({
+            "build": name, "latency_s": seconds, "vs_untuned": seconds / latency["untuned"],
+            "tuning_wall_s": entry["wall_s"] if entry else None, "measured": entry["measured"] if entry else None,
+            "tasks_applied": f"{sum(applied[name].values())}/{len(tasks)}" if entry else None,
+            "per_task": entry.get("per_task") if entry else None, "max_abs_diff_vs_untuned": max_diff[name],
+        })
     summary = {"machine": machine_info(), "command": " ".join(["python", *sys.argv]), "model": args.model,
-               "rounds": args.rounds, "rows": rows}
-    (results / "model_e2e.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"Model `{args.model}`, {summary['machine']['cpu']}, {summary['machine']['logical_cores']} cores, "
-             f"TVM {summary['machine']['tvm']}, {summary['machine']['date']}. Median of {args.rounds} interleaved "
-             f"rounds. Command: `{summary['command']}`", "",
-             "| build | latency (us) | vs untuned | tuning wall (s) | trials |", "| --- | ---: | ---: | ---: | ---: |"]
+               "trials": args.trials, "rounds": args.rounds, "rows": rows}
+    stem = f"model_e2e-{args.model}-N{args.trials}"
+    (results / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    machine = summary["machine"]
+    lines = [f"Model `{args.model}` ({len(tasks)} tasks), global budget {args.trials}. {machine['cpu']}, "
+             f"{machine['logical_cores']} cores, target {machine['target']}, TVM {machine['tvm']}, {machine['date']}. Median of {args.rounds} "
+             f"interleaved rounds. Command: `{summary['command']}`", "",
+             "| build | latency (us) | vs untuned | tuning wall (s) | trials | tuned tasks applied |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         wall = f"{r['tuning_wall_s']:.0f}" if r["tuning_wall_s"] is not None else ""
         lines.append(f"| {r['build']} | {r['latency_s'] * 1e6:.1f} | {r['vs_untuned']:.3f} | {wall} | "
-                     f"{r['measured'] or ''} |")
-    (results / "model_e2e.md").write_text("\n".join(lines) + "\n")
+                     f"{r['measured'] or ''} | {r['tasks_applied'] or ''} |")
+    lines += ["", "Trials per task:", ""]
+    for r in rows:
+        if r["per_task"]:
+            lines.append(f"- {r['build']}: " + ", ".join(f"{k} {v}" for k, v in r["per_task"].items()))
+    (results / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
@@ -124,16 +171,17 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "compare", "tune"):
         p = sub.add_parser(name)
-        p.add_argument("--model", default="cnn")
-        p.add_argument("--trials", type=int, default=200)
+        p.add_argument("--model", default="cnn", choices=MODELS)
+        p.add_argument("--trials", type=int, default=300)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--per-iter", type=int, default=32)
         p.add_argument("--rounds", type=int, default=7)
         p.add_argument("--results", default=str(HERE / "results"))
         if name == "tune":
-            p.add_argument("--strategy", required=True, choices=["droplet", "evolutionary", "replay-trace"])
+            p.add_argument("--contender", required=True)
         else:
-            p.add_argument("--strategies", type=lambda s: s.split(","), default=["droplet", "evolutionary"])
+            p.add_argument("--contenders", type=lambda s: s.split(","),
+                           default=["droplet@N", "droplet:num_seeds=1000@N", "evolutionary@N"])
     args = parser.parse_args(argv)
     return {"run": cmd_run, "compare": cmd_compare, "tune": cmd_tune}[args.command](args)
 

@@ -14,6 +14,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from .models import Model
+from .relax_pipeline import apply_database, build, prepare
 from .timing import evaluator_timer, interleaved, medians
 from .trace import module_key, run_samples
 
@@ -27,6 +28,7 @@ class TaskRow:
     latency: float | None
     trials: int
     failures: int
+    applied: bool | None = None  # None: no valid record, so nothing to apply
 
 
 @dataclass
@@ -46,10 +48,13 @@ class ModelResult:
     def table(self) -> str:
         """The per-task table and the end-to-end latencies, as text."""
         width = max([len("task"), *(len(t.name) for t in self.tasks)])
-        lines = [f"  {'task':<{width}}  weight  best latency (us)  trials  failed"]
+        lines = [f"  {'task':<{width}}  weight  best latency (us)  trials  failed  applied"]
         for t in self.tasks:
             shown = f"{t.latency * 1e6:17.2f}" if t.latency is not None else f"{'-':>17}"
-            lines.append(f"  {t.name:<{width}}  {t.weight:6g}  {shown}  {t.trials:6d}  {t.failures:6d}")
+            applied = {True: "yes", False: "NO", None: "-"}[t.applied]
+            lines.append(
+                f"  {t.name:<{width}}  {t.weight:6g}  {shown}  {t.trials:6d}  {t.failures:6d}  {applied:>7}"
+            )
         speedup = self.untuned_latency / self.tuned_latency
         lines += [
             f"  end to end, untuned build: {self.untuned_latency * 1e6:10.2f} us",
@@ -59,25 +64,18 @@ class ModelResult:
         return "\n".join(lines)
 
 
-def prepare(mod: tvm.IRModule) -> tvm.IRModule:
-    """Lower a Relax model to fused TIR tasks, the form MetaSchedule extracts and tunes."""
-    return tvm.transform.Sequential(
-        [
-            relax.transform.DecomposeOpsForInference(),
-            relax.transform.LegalizeOps(),
-            relax.transform.AnnotateTIROpPattern(),
-            relax.transform.FoldConstant(),
-            relax.transform.FuseOps(),
-            relax.transform.FuseTIR(),
-            relax.transform.DeadCodeElimination(),
-        ]
-    )(mod)
+def compile_model(
+    mod: tvm.IRModule, target, database: ms.Database | None = None, tasks: Sequence | None = None
+) -> tuple[relax.VMExecutable, dict[str, bool]]:
+    """Compile a prepared module with the schedules of ``database``; without one, the untuned build.
 
-
-def compile_model(mod: tvm.IRModule, target, database: ms.Database | None = None):
-    """Compile with the schedules of ``database``; without one, the untuned default build."""
-    database = database if database is not None else ms.database.MemoryDatabase()
-    return ms.relax_integration.compile_relax(database, mod, target, params=None)
+    Returns the executable and, per tuned task, whether its schedule was applied (see
+    :func:`~ms_droplet.relax_pipeline.apply_database`, which raises if one is not).
+    """
+    applied: dict[str, bool] = {}
+    if database is not None:
+        mod, applied = apply_database(mod, database, target, tasks)
+    return build(mod, target), applied
 
 
 def run(exe, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -100,8 +98,8 @@ def time_interleaved(exes: dict[str, object], inputs: dict[str, np.ndarray], rou
     return medians(interleaved({name: evaluator_timer(timer, *args) for name, timer in timers.items()}, rounds))
 
 
-def task_rows(database: ms.Database, tasks) -> list[TaskRow]:
-    """Best latency and number of records of each extracted task in ``database``."""
+def task_rows(database: ms.Database, tasks, applied: dict[str, bool] | None = None) -> list[TaskRow]:
+    """Best latency, number of records and whether applied, of each extracted task in ``database``."""
     by_key: dict[int, list] = {}
     for record in database.get_all_tuning_records():
         by_key.setdefault(module_key(record.workload.mod), []).append(record)
@@ -110,7 +108,8 @@ def task_rows(database: ms.Database, tasks) -> list[TaskRow]:
         records = by_key.get(module_key(task.dispatched[0]), [])
         times = [s for s in (run_samples(r.run_secs) for r in records) if s is not None]
         best = min((math.fsum(s) / len(s) for s in times), default=None)
-        rows.append(TaskRow(task.task_name, float(task.weight), best, len(records), len(records) - len(times)))
+        rows.append(TaskRow(task.task_name, float(task.weight), best, len(records), len(records) - len(times),
+                            (applied or {}).get(task.task_name)))
     return rows
 
 
@@ -171,14 +170,14 @@ def tune_model(
         measure_callbacks=callbacks,
     )
     wall = time.perf_counter() - start
-    untuned, tuned = compile_model(mod, target), compile_model(mod, target, database)
+    (untuned, _), (tuned, applied) = compile_model(mod, target), compile_model(mod, target, database, tasks)
     outputs = {"untuned": run(untuned, model.inputs), "tuned": run(tuned, model.inputs)}
     latency = time_interleaved({"untuned": untuned, "tuned": tuned}, model.inputs, rounds)
     if library is not None:
         tuned.export_library(str(library))
     return ModelResult(
         model=model.name,
-        tasks=task_rows(database, tasks),
+        tasks=task_rows(database, tasks, applied),
         untuned_latency=latency["untuned"],
         tuned_latency=latency["tuned"],
         max_abs_diff=float(np.max(np.abs(outputs["tuned"] - outputs["untuned"]))),

@@ -1,4 +1,5 @@
-"""Tutorial 2: tune a whole model with Droplet Search: a network built with relax.frontend.nn, then an ONNX file.
+"""Tutorial 2: tune a whole model with Droplet Search: a network built with relax.frontend.nn, an ONNX file,
+and Relax's own ``tvm.compile`` with a Droplet tuning pipeline.
 
     python tutorials/02_tune_a_model.py              # about 10 minutes on a 2-core machine
     python tutorials/02_tune_a_model.py --trials 16  # a quick look
@@ -18,8 +19,9 @@ from tvm.s_tir import meta_schedule as ms
 
 import ms_droplet  # noqa: F401  (registers strategy="droplet")
 from ms_droplet.builder import fast_builder
-from ms_droplet.model_tuning import prepare
+from ms_droplet.model_tuning import compile_model, time_interleaved
 from ms_droplet.models import load_onnx, onnx_cnn_reference, small_cnn, write_onnx_cnn
+from ms_droplet.relax_pipeline import prepare, tuning_pipeline
 from ms_droplet.runners import local_runner
 from ms_droplet.workloads import host_target
 
@@ -32,9 +34,11 @@ target = host_target()
 
 
 def tune_and_run(name, mod, inputs):
-    # 1. Lower the Relax model to fused TIR functions: these are MetaSchedule's tasks.
+    # 1. Lower the Relax model to fused TIR functions: these are MetaSchedule's tasks. Compile this
+    #    same prepared module later, so that the functions compiled are the functions tuned.
     mod = prepare(mod)
-    for task in ms.relax_integration.extract_tasks(mod, target):
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    for task in tasks:
         print(f"  task {task.task_name} (weight {task.weight})")
     # 2. Tune every task; the task scheduler shares the budget by their weights and gains.
     database = ms.relax_integration.tune_relax(
@@ -49,13 +53,18 @@ def tune_and_run(name, mod, inputs):
         runner=local_runner(repeat=3),
         seed=0,
     )
-    # 3. Compile with the tuned schedules and run on the Relax VM.
-    exe = ms.relax_integration.compile_relax(database, mod, target, params=None)
+    # 3. Compile with the tuned schedules. compile_model raises if a tuned task would run untuned
+    #    and says, per task, that its schedule was applied. (MetaSchedule's own
+    #    ms.relax_integration.compile_relax(database, mod, target, params=None) gives the same build.)
+    exe, applied = compile_model(mod, target, database, tasks)
+    print(f"  tuned schedules applied: {sorted(applied)}")
+    untuned, _ = compile_model(mod, target)
+    # 4. Run on the Relax VM; time the tuned and untuned builds in turn.
     vm = relax.VirtualMachine(exe, tvm.cpu())
-    tensors = [tvm.runtime.tensor(v) for v in inputs.values()]
-    out = vm["main"](*tensors).numpy()
-    seconds = np.median(vm.time_evaluator("main", tvm.cpu(), number=10, repeat=5)(*tensors).results)
-    print(f"  {name}: {seconds * 1e6:.1f} us per inference, database in {work_dir / name}")
+    out = vm["main"](*(tvm.runtime.tensor(v) for v in inputs.values())).numpy()
+    latency = time_interleaved({"untuned": untuned, "tuned": exe}, inputs, rounds=5)
+    print(f"  {name}: {latency['tuned'] * 1e6:.1f} us per inference, untuned {latency['untuned'] * 1e6:.1f} us; "
+          f"database in {work_dir / name}")
     return out
 
 
@@ -72,4 +81,13 @@ model = load_onnx(onnx_path)  # or tvm.relax.frontend.onnx.from_onnx(onnx.load(p
 print("B. ONNX CNN", onnx_path)
 out = tune_and_run("onnx", model.mod, model.inputs)
 np.testing.assert_allclose(out, onnx_cnn_reference(weights, model.inputs["input"]), rtol=1e-3, atol=1e-3)
+
+# Part C: where Relax tunes by itself. tuning_pipeline is Relax's "static_shape_tuning" pipeline with
+# Droplet, the fast builder and this package's runner; it prepares, tunes, applies (checked) and lowers.
+print("C. tvm.compile with relax_pipeline=tuning_pipeline(...)")
+pipeline = tuning_pipeline(args.trials, work_dir=work_dir / "pipeline", num_trials_per_iter=8, seed=0)
+exe = tvm.compile(cnn.mod, target=target, relax_pipeline=pipeline)
+vm = relax.VirtualMachine(exe, tvm.cpu())
+out = vm["main"](*(tvm.runtime.tensor(v) for v in cnn.inputs.values())).numpy()
+np.testing.assert_allclose(out, cnn.reference(cnn.inputs), rtol=1e-3, atol=1e-3)
 print("output matches numpy")
