@@ -30,13 +30,16 @@ SUITE = ["GMM-2", "C2D-1", "C1D-0", "DEP-1", "T2D-1", "SFM-1"]
 CONTENDERS = ["droplet@N", "evolutionary@N", "evolutionary@10N", "replay-trace@N", "evolutionary+post@N"]
 BASELINE = "evolutionary@N"
 BASELINE_10N = "evolutionary@10N"
+# Options any contender takes: how its candidates are timed while tuning (default: LocalRunner).
+RUNNER_OPTIONS = {"runner"}
 
 
 def parse_contender(spec: str, n: int) -> tuple[str, int, bool, dict[str, str]]:
     """``"evolutionary+post@10N"`` -> ("evolutionary", 10 * n, True, {}).
 
     Droplet options may follow the name, colon-separated:
-    ``"droplet:explore=replay@N"`` -> ("droplet", n, False, {"explore": "replay"}).
+    ``"droplet:explore=replay@N"`` -> ("droplet", n, False, {"explore": "replay"}); any contender
+    takes ``runner=interleaved`` (the interleaved runner instead of LocalRunner while tuning).
     """
     name, _, budget = spec.partition("@")
     name, *option_specs = name.split(":")
@@ -51,8 +54,10 @@ def parse_contender(spec: str, n: int) -> tuple[str, int, bool, dict[str, str]]:
     if any(not key or not sep for key, sep, _ in (o.partition("=") for o in option_specs)):
         raise ValueError(f"contender {spec!r}: options are OPTION=VALUE")
     options = dict(o.partition("=")[::2] for o in option_specs)
-    if options and strategy != "droplet":
-        raise ValueError(f"contender {spec!r}: options are for droplet only")
+    if set(options) - RUNNER_OPTIONS and strategy != "droplet":
+        raise ValueError(f"contender {spec!r}: options other than {sorted(RUNNER_OPTIONS)} are for droplet only")
+    if options.get("runner", "local") not in ("local", "interleaved"):
+        raise ValueError(f"contender {spec!r}: runner must be local or interleaved")
     return strategy, (int(factor) if factor else 1) * n, post, options
 
 

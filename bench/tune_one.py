@@ -17,9 +17,12 @@ sys.path.insert(0, str(HERE))
 
 
 def _typed(options: dict[str, str]) -> dict:
-    """Contender option strings as DropletSearch takes them: "0.7" -> 0.7, "3" -> 3."""
+    """Contender option strings as DropletSearch takes them: "0.7" -> 0.7, "3" -> 3, "true" -> True."""
     out = {}
     for key, text in options.items():
+        if text.lower() in ("true", "false"):
+            out[key] = text.lower() == "true"
+            continue
         for kind in (int, float):
             try:
                 out[key] = kind(text)
@@ -53,7 +56,7 @@ def main() -> int:
     import ms_droplet
     from ms_droplet.builder import fast_builder
     from ms_droplet.progress import ProgressPrinter
-    from ms_droplet.runners import evaluator_config
+    from ms_droplet.runners import evaluator_config, interleaved_runner
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     strategy_name, budget, post, options = parse_contender(args.contender, args.n)
@@ -64,6 +67,8 @@ def main() -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 
+    timing = options.pop("runner", "local")
+    runner = interleaved_runner() if timing == "interleaved" else ms.runner.LocalRunner(evaluator_config=evaluator_config(3))
     inner = ms_droplet.DropletSearch(seed=args.seed, **_typed(options)) if strategy_name == "droplet" else strategy_name
     clock = {"cpu_s": 0.0, "candidates": 0}
     progress = ProgressPrinter(budget, flop_count(workload.mod))
@@ -73,9 +78,7 @@ def main() -> int:
         database = ms.tune_tir(
             mod=workload.mod, target=target, work_dir=str(work_dir), max_trials_global=budget,
             num_trials_per_iter=args.per_iter, strategy=TimedStrategy(inner, clock), builder=fast_builder(),
-            runner=ms.runner.LocalRunner(
-                evaluator_config=evaluator_config(3)
-            ),
+            runner=runner,
             cost_model="xgb",
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],
             seed=args.seed, post_optimization=post,

@@ -90,8 +90,15 @@ def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, wo
         help=f"database and logs; re-running on it resumes (default: {work_dir_help})",
     )
     parser.add_argument(
-        "--repeat", type=_positive_int, default=3,
-        help="run-time samples per candidate, for the significance test (default: 3)",
+        "--runner", choices=("interleaved", "local"), default="interleaved",
+        help="how candidates are timed on this machine: 'interleaved' (a batch in shuffled rounds, one "
+        "sample per candidate per round; droplet then decides moves on per-round pairs) or 'local' "
+        "(MetaSchedule's LocalRunner, each candidate's samples back to back) (default: interleaved)",
+    )
+    parser.add_argument(
+        "--repeat", type=_positive_int, default=None,
+        help="run-time samples per candidate (rounds, for the interleaved runner) "
+        "(default: 5 interleaved, 3 local or RPC)",
     )
     parser.add_argument(
         "--rpc", type=_tracker, default=None, metavar="HOST:PORT",
@@ -172,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .report import plot_curve, read_curve
+    from .report import plot_curve, read_curve, workload_labels
 
     try:
         curve = read_curve(args.work_dir)
@@ -181,11 +188,13 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = args.out or args.work_dir / "tuning_curve.png"
     if not out.parent.is_dir():
         parser.error(f"cannot write {str(out)!r}: its folder does not exist")
+    labels = workload_labels(args.work_dir)
     for workload, values in sorted(curve.best.items()):
         best = values[-1]
         shown = f"{best * 1e6:.2f} us" if math.isfinite(best) else "no valid run"
-        print(f"workload {workload}: {len(values)} records ({curve.failures.get(workload, 0)} failed), best {shown}")
-    print(f"curve written to {plot_curve(curve, out, title=str(args.work_dir))}")
+        print(f"workload {workload} ({labels.get(workload, '?')}): {len(values)} records "
+              f"({curve.failures.get(workload, 0)} failed), best {shown}")
+    print(f"curve written to {plot_curve(curve, out, title=str(args.work_dir), labels=labels)}")
     return 0
 
 
@@ -208,16 +217,18 @@ def _work_dir(args: argparse.Namespace, parser: argparse.ArgumentParser, name: s
 
 def _runner(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """A local runner, or an RPC runner when ``--rpc`` is given; checks the tracker first."""
-    from .runners import local_runner, rpc_runner
+    from .runners import DEFAULT_REPEAT, interleaved_runner, local_runner, rpc_runner
 
     if args.rpc is None:
         if args.rpc_key is not None or args.rpc_workers is not None:
             parser.error("--rpc-key and --rpc-workers need --rpc HOST:PORT")
-        return local_runner(args.repeat)
+        if args.runner == "interleaved":
+            return interleaved_runner() if args.repeat is None else interleaved_runner(rounds=args.repeat)
+        return local_runner(args.repeat or DEFAULT_REPEAT)
     if args.rpc_key is None:
         parser.error(f"--rpc {args.rpc} needs --rpc-key KEY (the key the servers registered with)")
     try:
-        return rpc_runner(args.rpc, args.rpc_key, repeat=args.repeat, max_workers=args.rpc_workers)
+        return rpc_runner(args.rpc, args.rpc_key, repeat=args.repeat or DEFAULT_REPEAT, max_workers=args.rpc_workers)
     except ValueError as err:
         parser.error(str(err))
 
@@ -240,7 +251,9 @@ def _strategy(args: argparse.Namespace):
 
     if args.strategy != "droplet":
         return args.strategy
-    return DropletSearch(seed=args.seed, explore=args.explore)
+    # Pairs need a runner that times the batch in rounds; over RPC each candidate is timed alone.
+    paired = args.rpc is None and args.runner == "interleaved"
+    return DropletSearch(seed=args.seed, explore=args.explore, paired=paired)
 
 
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -264,7 +277,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = ProgressPrinter(args.trials, flops, quiet=args.quiet)
     print(f"ms-droplet: tuning {workload.name} ({workload.description})")
     print(f"  target {target}, strategy {args.strategy}, {args.trials} trials, seed {args.seed}")
-    print(f"  work dir {work_dir}" + (f", measuring on RPC {args.rpc} key {args.rpc_key}" if args.rpc else ""))
+    print(f"  work dir {work_dir}, {_measuring(args)}")
     start = time.perf_counter()
     with stop_on_interrupt() as interrupt, _interruptible(interrupt):
         database = ms.tune_tir(
@@ -324,7 +337,7 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     progress = ProgressPrinter(args.trials, quiet=args.quiet)
     print(f"ms-droplet: tuning model {model.name} (inputs {_shapes(model.inputs)})")
     print(f"  target {target}, strategy {args.strategy}, {args.trials} trials over all tasks, seed {args.seed}")
-    print(f"  work dir {work_dir}" + (f", measuring on RPC {args.rpc} key {args.rpc_key}" if args.rpc else ""))
+    print(f"  work dir {work_dir}, {_measuring(args)}")
     with stop_on_interrupt() as interrupt, _interruptible(interrupt):
         result = tune_model(
             model, target, work_dir, args.trials, _strategy(args), num_trials_per_iter=args.per_iter,
@@ -338,6 +351,14 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     print(f"  library        {result.library}")
     print(f"  database       {result.database}")
     return 0
+
+
+def _measuring(args: argparse.Namespace) -> str:
+    if args.rpc:
+        return f"measuring on RPC {args.rpc} key {args.rpc_key}"
+    if args.runner == "interleaved":
+        return f"measuring here in {args.repeat or 'the default number of'} interleaved rounds"
+    return "measuring here with MetaSchedule's LocalRunner"
 
 
 def _shapes(inputs) -> str:

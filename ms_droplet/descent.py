@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from .neighbourhood import neighbours
 from .space import DecisionSpace, Point
-from .stats import is_faster, mean
+from .stats import is_faster, is_faster_paired, mean
 
 
 class Droplet:
@@ -37,6 +37,7 @@ class Droplet:
         center: Point,
         center_samples: Sequence[float],
         p_value: float = 0.05,
+        min_gain: float = 0.0,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -44,6 +45,7 @@ class Droplet:
         self.center = center
         self.center_samples = tuple(center_samples)
         self.p_value = p_value
+        self.min_gain = min_gain
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
@@ -68,22 +70,34 @@ class Droplet:
             self.radius += 1
         return []
 
-    def observe(self, results: Mapping[Point, Sequence[float] | None]) -> Point | None:
+    def observe(
+        self, results: Mapping[Point, Sequence[float] | None], control: Sequence[float] | None = None
+    ) -> Point | None:
         """Take the measurements of some proposals; return the new centre, if one was accepted.
 
         ``None`` (or empty samples) marks a point that failed to replay, build or run: it is
-        visited and never accepted.
+        visited and never accepted. ``control`` is the centre re-timed in the same interleaved
+        batch: a point with as many samples is compared with it round by round
+        (:func:`~ms_droplet.stats.is_faster_paired`), and it replaces the centre's older samples;
+        other points are compared with the centre's samples by :func:`~ms_droplet.stats.is_faster`.
         """
         best: Point | None = None
         for point, samples in results.items():
             self.visited.add(point)
-            if not samples or not is_faster(samples, self.center_samples, self.p_value):
+            if not samples or not self._beats_centre(samples, control):
                 continue
             if best is None or mean(samples) < mean(results[best]):
                 best = point
         if best is None:
+            if control:
+                self.center_samples = tuple(control)
             self.radius += 1
             return None
         self.center, self.center_samples, self.radius = best, tuple(results[best]), 1
         self.accepted.append(best)
         return best
+
+    def _beats_centre(self, samples: Sequence[float], control: Sequence[float] | None) -> bool:
+        if control and len(control) >= 2 and len(samples) == len(control):
+            return is_faster_paired(samples, control, self.p_value, self.min_gain)
+        return is_faster(samples, self.center_samples, self.p_value)

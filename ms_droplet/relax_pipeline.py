@@ -8,7 +8,7 @@ Three pieces, usable alone or together:
 - :func:`apply_database` puts the database's best schedules into a prepared module and reports,
   per tuned task, whether its schedule was applied; a tuned task left untuned is an error
   (:class:`TunedScheduleNotApplied`), never a silent fallback;
-- :func:`tune_pass` (``MetaScheduleTuneIRMod`` plus strategy, builder and runner) and
+- :func:`tune_pass` (``MetaScheduleTuneIRMod``'s signature plus strategy, builder and runner) and
   :func:`tuning_pipeline` (a whole ``relax_pipeline`` for ``tvm.compile``) bring Droplet where
   Relax tunes by itself::
 
@@ -108,11 +108,11 @@ def build(mod: tvm.IRModule, target) -> relax.VMExecutable:
 
 
 def tune_pass(
+    params: dict | None,
     work_dir: str | Path,
     max_trials_global: int,
     max_trials_per_task: int | None = None,
     op_names: list[str] | None = None,
-    params: dict | None = None,
     *,
     strategy="droplet",
     builder=None,
@@ -178,7 +178,7 @@ def tuning_pipeline(
     the same ``work_dir`` resumes: schedules already measured are not measured again.
     """
     tune = tune_pass(
-        work_dir, total_trials, max_trials_per_task, strategy=strategy, builder=builder, runner=runner,
+        {}, work_dir, total_trials, max_trials_per_task, strategy=strategy, builder=builder, runner=runner,
         cost_model=cost_model, num_trials_per_iter=num_trials_per_iter, seed=seed,
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from .trace import run_samples
 
 RECORDS = "database_tuning_record.json"
+WORKLOADS = "database_workload.json"
 
 
 @dataclass
@@ -45,8 +46,37 @@ def read_curve(work_dir: str | Path) -> Curve:
     return Curve(best, failures)
 
 
-def plot_curve(curve: Curve, out: str | Path, title: str = "") -> Path:
-    """Best latency so far against records measured, one line per workload."""
+def workload_labels(work_dir: str | Path) -> dict[int, str]:
+    """A readable name per workload index: the work dir's name when it holds one workload, else the
+    names of the workload's blocks (``conv2d_nchw+T_add+T_relu``); ``workload I`` where unreadable.
+    """
+    import tvm
+    import tvm_ffi
+    from tvm.s_tir.meta_schedule.database import Workload
+
+    path = Path(work_dir) / WORKLOADS
+    lines = [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    if len(lines) == 1:
+        return {0: Path(work_dir).resolve().name}
+    labels = {}
+    for index, line in enumerate(lines):
+        names: list[str] = []
+        try:
+            mod = Workload.from_json(json.loads(line)).mod
+            for func in mod.functions.values():
+                tvm_ffi.structural_walk(func.body, [(tvm.s_tir.SBlock, lambda b, out=names: out.append(b.name_hint))])
+        except Exception:  # a damaged or foreign entry keeps its number
+            names = []
+        names = [n for n in names if n != "root"]
+        shown = "+".join(names[:3]) + ("+..." if len(names) > 3 else "")
+        labels[index] = shown or f"workload {index}"
+    return labels
+
+
+def plot_curve(
+    curve: Curve, out: str | Path, title: str = "", labels: dict[int, str] | None = None
+) -> Path:
+    """Best latency so far against records measured, one line per workload (named by ``labels``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,7 +87,7 @@ def plot_curve(curve: Curve, out: str | Path, title: str = "") -> Path:
         points = [(i + 1, v * 1e6) for i, v in enumerate(values) if math.isfinite(v)]
         if points:
             xs, ys = zip(*points, strict=True)
-            ax.step(xs, ys, where="post", label=f"workload {workload}")
+            ax.step(xs, ys, where="post", label=(labels or {}).get(workload, f"workload {workload}"))
     ax.set_xlabel("trials measured (database order)")
     ax.set_ylabel("best latency so far (us)")
     ax.set_yscale("log")

@@ -22,7 +22,11 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerResult
 
+from .interleaved import InterleavedRunner, interleaved_runner
 from .trace import run_samples
+
+__all__ = ["InterleavedRunner", "LocalRPCCluster", "evaluator_config", "interleaved_runner", "local_runner",
+           "parse_tracker", "rpc_runner", "validated"]
 
 # Enough samples per candidate for the descent's t-test, each at least 50 ms of repeated runs.
 DEFAULT_REPEAT = 3

@@ -37,3 +37,30 @@ def is_faster(candidate: Sequence[float], incumbent: Sequence[float], p_value: f
 
 def _spread(samples: Sequence[float]) -> float:
     return max(samples) - min(samples)
+
+
+def is_faster_paired(
+    candidate: Sequence[float], control: Sequence[float], p_value: float = 0.05, min_gain: float = 0.0
+) -> bool:
+    """Whether ``candidate`` beats ``control`` when sample ``r`` of both was taken in the same round.
+
+    Decided on the per-round log-ratios ``log(candidate[r] / control[r])``, which cancel the
+    drift both shared: their mean must be below ``log(1 - min_gain)`` (the candidate faster by
+    more than ``min_gain``, a noise floor) and a one-sided one-sample t-test against that value
+    must give ``p <= p_value``. Ratios without any spread are decided by their mean.
+    """
+    if len(candidate) != len(control) or len(candidate) < 2:
+        raise ValueError(
+            f"a paired comparison needs two or more samples on each side, as many on both; "
+            f"got {len(candidate)} and {len(control)}"
+        )
+    if not 0 <= min_gain < 1:
+        raise ValueError(f"min_gain must be in [0, 1), got {min_gain!r}")
+    ratios = [math.log(c / k) for c, k in zip(candidate, control, strict=True)]
+    floor = math.log1p(-min_gain)
+    if mean(ratios) >= floor:
+        return False
+    if _spread(ratios) == 0.0:
+        return True
+    result = stats.ttest_1samp(ratios, floor, alternative="less")
+    return bool(result.pvalue <= p_value)

@@ -57,6 +57,18 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"DropletSearch: {name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_min_gain(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"DropletSearch: min_gain must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def _check_fraction(name: str, value: Any, *, allow_zero: bool) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not (0 <= value <= 1) or (value == 0 and not allow_zero):
@@ -80,6 +92,7 @@ class _Pending:
     key: int
     trace: Trace
     point: Point | None = None  # set for droplet candidates
+    control: bool = False  # the descent's centre, re-timed beside its neighbours (paired=True)
 
 
 @dataclass
@@ -114,6 +127,7 @@ class _TaskState:
         self.sent = 0
         self.measured: dict[int, _Measured] = {}
         self.pending: list[_Pending] = []
+        self.exploring_batch = False  # what the batch in flight is: exploration or a descent's
         self.descent: _Descent | None = None
         self.descended: set[int] = set()
         self.seeds_used = 0
@@ -183,15 +197,16 @@ class _TaskState:
                         self._end_explore()
                     continue
                 self.empty_explore_rounds = 0
-                return self._send(picked)
+                return self._send(picked, exploring=True)
             picked = self._exploit(n)
             if picked is None:
                 return None
-            return self._send(picked)
+            return self._send(picked, exploring=False)
         return None
 
-    def _send(self, picked: list[tuple[Schedule, _Pending]]) -> list[MeasureCandidate]:
+    def _send(self, picked: list[tuple[Schedule, _Pending]], exploring: bool) -> list[MeasureCandidate]:
         self.pending = [p for _, p in picked]
+        self.exploring_batch = exploring
         self.sent += len(picked)
         return [_candidate(sch) for sch, _ in picked]
 
@@ -254,7 +269,7 @@ class _TaskState:
             self.descended.add(key)
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
-                droplet = Droplet(space, point, m.samples, self.opts["p_value"])
+                droplet = Droplet(space, point, m.samples, self.opts["p_value"], self.opts["min_gain"])
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
@@ -304,12 +319,28 @@ class _TaskState:
                 else:
                     taken.add(key)
                     fresh.append((sch, _Pending(key, trace, point)))
-            if len(fresh) > n:
-                fresh = self._rank(fresh)[:n]
+            # paired: one slot of the batch re-times the centre, the control of this batch's pairs
+            control = self._control(descent) if self.opts["paired"] and n >= 2 and fresh else None
+            room = n - (control is not None)
+            if len(fresh) > room:
+                fresh = self._rank(fresh)[:room]
             if fresh:
                 descent.known = known
-                return fresh
+                if control is None:
+                    return fresh
+                logger.info("droplet %s: re-timing the centre (%.4g ms) beside %d neighbours",
+                            self.context.task_name, droplet.best_time * 1e3, len(fresh))
+                return [*fresh, control]
             self._observe(known)
+
+    def _control(self, descent: _Descent) -> tuple[Schedule, _Pending] | None:
+        """The centre's schedule, to be measured again beside its neighbours."""
+        droplet = descent.droplet
+        trace = with_point(descent.trace, droplet.space, droplet.center)
+        sch = replay(self.mod, trace, self.postprocs, self._new_seed())
+        if sch is None:  # replayed before, so not expected; the batch then goes without a control
+            return None
+        return sch, _Pending(module_key(sch.mod), trace, control=True)
 
     def _rank(self, fresh: list[tuple[Schedule, _Pending]]) -> list[tuple[Schedule, _Pending]]:
         """Best predicted first by the cost model; without one, a seeded shuffle."""
@@ -321,8 +352,10 @@ class _TaskState:
             order = np.argsort(-scores, kind="stable")
         return [fresh[i] for i in order]
 
-    def _observe(self, results: dict[Point, tuple[float, ...] | None]) -> None:
-        if self.descent.droplet.observe(results) is not None:
+    def _observe(
+        self, results: dict[Point, tuple[float, ...] | None], control: tuple[float, ...] | None = None
+    ) -> None:
+        if self.descent.droplet.observe(results, control) is not None:
             logger.info(
                 "droplet %s: moved to %.4g ms", self.context.task_name, self.descent.droplet.best_time * 1e3
             )
@@ -335,9 +368,14 @@ class _TaskState:
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
         droplet_results: dict[Point, tuple[float, ...] | None] = {}
+        control: tuple[float, ...] | None = None
         failed: list[str] = []
         for pending, result in zip(self.pending, results, strict=False):
             samples = None if result.error_msg else run_samples(result.run_secs)
+            if pending.control:
+                control = samples
+                if samples is None:  # a failed re-run keeps the centre's earlier samples
+                    continue
             self.measured[pending.key] = _Measured(pending.trace, samples)
             if pending.point is not None:
                 droplet_results[pending.point] = samples
@@ -351,12 +389,12 @@ class _TaskState:
             )
         if self.inner is not None and self.explore_left > 0:
             self.inner.notify_runner_results(self._inner_batch, results)
-        if self.pending and self.pending[0].point is None:
+        if self.exploring_batch:
             self.explore_left = max(0, self.explore_left - len(self.pending))
             if self.explore_left == 0:
                 self._end_explore()
         elif self.descent is not None:
-            self._observe({**self.descent.known, **droplet_results})
+            self._observe({**self.descent.known, **droplet_results}, control)
         self.pending = []
 
     def close(self) -> None:
@@ -391,7 +429,11 @@ class _DropletSearch(PySearchStrategy):
         radius ``r`` move one decision by ``r`` steps (see :mod:`ms_droplet.neighbourhood`).
         A neighbour is accepted when it is faster and, where both sides have two or more run
         samples, a one-sided Welch t-test gives ``p <= p_value``; with a single sample on
-        either side the lower mean decides alone. Acceptance resets the radius to 1, otherwise
+        either side the lower mean decides alone. With ``paired=True`` (for a runner that
+        times a batch in interleaved rounds, :func:`ms_droplet.runners.interleaved_runner`)
+        every descent batch also re-times the centre, and a neighbour is accepted on the
+        per-round log-ratios against it: a one-sided paired t-test at ``p_value`` that it is
+        faster by more than ``min_gain``. Acceptance resets the radius to 1, otherwise
         it grows by 1. When a batch cannot hold every neighbour, the cost model (if any) picks
         the most promising ones, else a seeded shuffle does.
     Converged
@@ -404,6 +446,8 @@ class _DropletSearch(PySearchStrategy):
 
     Every candidate is new to the database: schedules already recorded (this run or an
     earlier one on the same work dir) are never measured again, their stored times are reused.
+    The one exception is the centre re-timed as the control of a paired batch: it takes one
+    slot of the batch and counts towards the budget like any candidate.
     The same seed and the same measurements give the same candidates (with
     ``explore="evolutionary"`` that holds only for ``num_threads=1``, since MetaSchedule's
     evolutionary search samples in parallel threads).
@@ -422,6 +466,11 @@ class _DropletSearch(PySearchStrategy):
         Most descents (first seed plus restarts) before the strategy stops early.
     max_fail_count : int >= 1, default 64
         Replay attempts per wanted candidate during replay exploration.
+    paired : bool, default False
+        Re-time the centre in every descent batch and decide moves on per-round pairs; use it
+        with a runner whose samples are taken in interleaved rounds.
+    min_gain : float in [0, 1), default 0.0
+        With ``paired``: the least relative gain a move must show (a noise floor).
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -436,6 +485,8 @@ class _DropletSearch(PySearchStrategy):
         p_value: float = 0.05,
         num_seeds: int = 3,
         max_fail_count: int = 64,
+        paired: bool = False,
+        min_gain: float = 0.0,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
@@ -447,6 +498,8 @@ class _DropletSearch(PySearchStrategy):
             "p_value": _check_fraction("p_value", p_value, allow_zero=False),
             "num_seeds": _check_int("num_seeds", num_seeds, 1),
             "max_fail_count": _check_int("max_fail_count", max_fail_count, 1),
+            "paired": _check_bool("paired", paired),
+            "min_gain": _check_min_gain(min_gain),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None

@@ -55,7 +55,9 @@ def test_contender_specs_parse_budget_post_and_droplet_options():
     )
     name = _suite().work_dir_name("droplet:explore=replay:explore_fraction=0.7@N", 100)
     assert name == "droplet_explore-replay_explore_fraction-0.7-at-N-N100"
-    for bad in ("droplet", "annealing@N", "droplet@xN", "evolutionary:explore=replay@N", "droplet:explore@N"):
+    assert parse("evolutionary:runner=interleaved@N", 30) == ("evolutionary", 30, False, {"runner": "interleaved"})
+    for bad in ("droplet", "annealing@N", "droplet@xN", "evolutionary:explore=replay@N", "droplet:explore@N",
+                "droplet:runner=remote@N"):
         with pytest.raises(ValueError, match="contender"):
             parse(bad, 30)
 

