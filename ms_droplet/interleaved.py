@@ -143,7 +143,7 @@ class InterleavedRunner(PyRunner):
         self.worker.send(fn, args, timeout=timeout)
         try:
             return self.worker.recv()
-        except ChildProcessError:
+        except (ChildProcessError, TimeoutError):  # either way the worker process is gone
             self.restarts += 1
             raise
 
@@ -165,15 +165,22 @@ class InterleavedRunner(PyRunner):
 
     def _reload(self, inputs: Sequence[RunnerInput], live: list[int], errors: dict[int, str]) -> None:
         """After a restart, load again every live candidate the worker no longer holds."""
-        try:
-            held = set(self._call(_held, (), self.timeout_sec))
-        except (TimeoutError, ChildProcessError):
-            held = set()
-        for i in [i for i in live if i not in held]:
-            error = self._load(i, inputs[i])
-            if error is not None:
-                errors[i] = error
-                live.remove(i)
+        while True:
+            restarts = self.restarts
+            try:
+                held = set(self._call(_held, (), self.timeout_sec))
+            except (TimeoutError, ChildProcessError):
+                held = set()
+            missing = [i for i in live if i not in held]
+            if not missing:
+                return
+            for i in missing:
+                error = self._load(i, inputs[i])
+                if error is not None:
+                    errors[i] = error
+                    live.remove(i)
+                if self.restarts != restarts:  # the worker died loading it: the others are gone too
+                    break
 
     def _time_round(self, inputs, order: list[int], live: list[int], errors: dict[int, str]) -> dict[int, float]:
         """One sample per candidate of ``order``; a failed round is retimed one by one to find its culprit."""

@@ -124,14 +124,14 @@ def _recording(log: Path):
 
 
 def _faulty(faults: dict[str, str], counter_dir: Path):
-    """Fault injection: by artifact, crash or hang on the given call, or return nonsense times."""
+    """Fault injection: by artifact, crash or hang from the given call on, or return nonsense times."""
 
     def f_time(evaluator, args, artifact_path):
         kind, _, at = faults.get(artifact_path, "none:0").partition(":")
         counter = counter_dir / (Path(artifact_path).parent.name + ".count")
         calls = int(counter.read_text()) + 1 if counter.exists() else 1
         counter.write_text(str(calls))
-        if calls == int(at):
+        if calls >= int(at) > 0:
             if kind == "crash":
                 os._exit(3)
             if kind == "hang":
@@ -219,7 +219,6 @@ def test_paired_droplet_re_times_only_its_centre(tmp_path, target, builder):
     retimed = logs.count("re-timing the centre")
     assert retimed >= 1
     assert len(keys) - len(set(keys)) == retimed
-    assert len(set(keys[:8])) == 8
 
 
 @pytest.mark.slow

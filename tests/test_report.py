@@ -61,6 +61,7 @@ def test_legend_names_the_workloads(work_dir, tmp_path, target):
     from tvm import te
     from tvm.s_tir.meta_schedule.testing import te_workload
 
+    (tmp_path / "two").mkdir()
     db = ms.database.JSONDatabase(work_dir=str(tmp_path / "two"))
     db.commit_workload(matmul_mod())
     db.commit_workload(tvm.IRModule({"main": te.create_prim_func(te_workload.conv2d_nchw(1, 8, 8, 8, 8, 3, 1, 1, 1))}))
