@@ -99,7 +99,7 @@ def _save(key: str, value: dict) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = {**value, "machine": machine_info(), "command": " ".join(["python", *sys.argv])}
     path.write_text(json.dumps(data, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in data[key].items() if not isinstance(v, list)}, indent=2))
+    print(json.dumps({k: v for k, v in data[key].items() if k not in ("log_ratios", "interleaved_pairs")}, indent=2))
 
 
 def cmd_noise(args) -> int:
@@ -110,6 +110,7 @@ def cmd_noise(args) -> int:
     batch = [twin, *others[:4], twin, *others[4:]]  # the copies at positions 0 and 5
     run = runners(args.samples, args.min_repeat_ms)
     log_ratio = {name: [] for name in run}
+    pairs: list[tuple[list[float], list[float]]] = []  # the two copies' samples, interleaved runner
     false_moves = {"welch_across_batches": [], "paired_same_batch": []}
     previous_local = None
     deadline = time.monotonic() + args.minutes * 60
@@ -119,6 +120,7 @@ def cmd_noise(args) -> int:
             a, b = times[0], times[5]
             log_ratio[name].append(math.log(statistics.median(a) / statistics.median(b)))
             if name == "interleaved":
+                pairs.append((a, b))
                 false_moves["paired_same_batch"] += [is_faster_paired(a, b), is_faster_paired(b, a)]
             else:
                 if previous_local is not None:  # the copy against the centre measured a batch earlier
@@ -131,9 +133,14 @@ def cmd_noise(args) -> int:
         "max_abs_log_ratio": {k: max(map(abs, v)) for k, v in log_ratio.items()},
         "false_moves_per_100": {k: 100 * sum(v) / len(v) for k, v in false_moves.items() if v},
         "comparisons": {k: len(v) for k, v in false_moves.items()},
+        # The paired rule with an effect-size floor, on the same recorded pairs.
+        "paired_false_moves_per_100_by_min_gain": {
+            str(g): 100 * sum(is_faster_paired(a, b, 0.05, g) + is_faster_paired(b, a, 0.05, g) for a, b in pairs)
+            / (2 * len(pairs)) for g in (0.0, 0.005, 0.01, 0.02, 0.03)},
+        "interleaved_pairs": pairs,
         "log_ratios": log_ratio,
     }
-    _save(f"noise-R{args.samples}-{args.min_repeat_ms}ms", summary)
+    _save(f"noise-R{args.samples}-{args.min_repeat_ms}ms-{args.minutes:g}min", summary)
     return 0
 
 
@@ -181,7 +188,8 @@ def write_markdown() -> None:
         lines.append(f"{m['cpu']}, {m['logical_cores']} cores, {m['date']}. Command: `{value['command']}`")
         lines.append("")
         lines.append("```")
-        lines.append(json.dumps({k: v for k, v in value.items() if k not in ("machine", "command", "log_ratios")},
+        lines.append(json.dumps({k: v for k, v in value.items()
+                                 if k not in ("machine", "command", "log_ratios", "interleaved_pairs")},
                                 indent=2))
         lines.append("```")
         lines.append("")

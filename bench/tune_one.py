@@ -100,7 +100,7 @@ def main() -> int:
 
     record = {
         "workload": args.workload, "contender": args.contender, "n": args.n, "budget": budget,
-        "seed": args.seed, "work_dir": str(work_dir), "wall_s": wall, "trials": progress.count,
+        "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "wall_s": wall, "trials": progress.count,
         "failures": progress.failures, "best_latency_s": progress.best,
         "strategy_cpu_s": clock["cpu_s"],
         "strategy_cpu_per_candidate_ms": 1e3 * clock["cpu_s"] / max(clock["candidates"], 1),

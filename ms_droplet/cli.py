@@ -357,7 +357,9 @@ def _measuring(args: argparse.Namespace) -> str:
     if args.rpc:
         return f"measuring on RPC {args.rpc} key {args.rpc_key}"
     if args.runner == "interleaved":
-        return f"measuring here in {args.repeat or 'the default number of'} interleaved rounds"
+        from .interleaved import DEFAULT_ROUNDS
+
+        return f"measuring here in {args.repeat or DEFAULT_ROUNDS} interleaved rounds"
     return "measuring here with MetaSchedule's LocalRunner"
 
 

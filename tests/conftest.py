@@ -34,6 +34,23 @@ def runner():
     )
 
 
+def matmul_relu_model() -> tvm.IRModule:
+    """A tiny Relax model, relu(x @ w), not yet legalized: one fused task once prepared."""
+    from tvm.script import ir as I
+    from tvm.script import relax as R
+
+    @I.ir_module
+    class Model:
+        @R.function
+        def main(x: R.Tensor((16, 32), "float32"), w: R.Tensor((32, 16), "float32")):
+            with R.dataflow():
+                z = R.nn.relu(R.matmul(x, w))
+                R.output(z)
+            return z
+
+    return Model
+
+
 def make_context(mod, target, strategy=None, postprocs="default", seed=7):
     space = ms.space_generator.PostOrderApply(postprocs=postprocs) if postprocs != "default" else "post-order-apply"
     return ms.TuneContext(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tvm
-from conftest import matmul_mod
+from conftest import matmul_mod, matmul_relu_model
 from tvm.s_tir import meta_schedule as ms
 
 import ms_droplet  # noqa: F401 - registers "droplet"
@@ -61,23 +61,10 @@ def test_tune_tir_droplet_is_correct_faster_and_resumes_without_measuring_twice(
 @pytest.mark.slow
 def test_tune_relax_with_droplet_string(tmp_path, target, builder, runner):
     from tvm import relax
-    from tvm.script import ir as I
-    from tvm.script import relax as R
 
-    @I.ir_module
-    class Model:
-        @R.function
-        def main(x: R.Tensor((16, 32), "float32"), w: R.Tensor((32, 16), "float32")):
-            with R.dataflow():
-                y = R.matmul(x, w)
-                z = R.nn.relu(y)
-                R.output(z)
-            return z
+    from ms_droplet.relax_pipeline import prepare
 
-    mod = tvm.transform.Sequential(
-        [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-         relax.transform.FuseOps(), relax.transform.FuseTIR()]
-    )(Model)
+    mod = prepare(matmul_relu_model())
     database = ms.relax_integration.tune_relax(
         mod=mod, params={}, target=target, work_dir=str(tmp_path), max_trials_global=8,
         num_trials_per_iter=4, strategy="droplet", builder=builder, runner=runner, seed=3,

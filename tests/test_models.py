@@ -22,7 +22,7 @@ TOL = {"rtol": 1e-3, "atol": 1e-3}
 def test_untuned_build_matches_the_numpy_reference(make, target):
     # Guards the references themselves, so the tuned tests below check against something true.
     model = make()
-    got = run(compile_model(prepare(model.mod), target), model.inputs)
+    got = run(compile_model(prepare(model.mod), target)[0], model.inputs)
     np.testing.assert_allclose(got, model.reference(model.inputs), **TOL)
 
 
@@ -45,6 +45,9 @@ def _tune_and_check(model, target, tmp_path, builder, runner, trials):
     vm = relax.VirtualMachine(exe, tvm.cpu())
     got = vm["main"](*(tvm.runtime.tensor(v) for v in model.inputs.values())).numpy()
     np.testing.assert_allclose(got, model.reference(model.inputs), **TOL)
+    # Every task that got a record runs it (compile_model raises otherwise).
+    _, applied = compile_model(mod, target, database, tasks)
+    assert applied and all(applied.values()), applied
     return tasks, database
 
 
@@ -72,8 +75,10 @@ def test_tune_model_cli_on_onnx_file_writes_a_library_that_matches_numpy(tmp_pat
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    for label in ("task", "weight", "best latency", "trials", "end to end, untuned build", "tuned build"):
+    for label in ("task", "weight", "best latency", "trials", "applied", "end to end, untuned build", "tuned build"):
         assert label in out
+    # Every task with records says "yes" in the applied column; none says "NO" (that would have raised).
+    assert re.search(r"\s+\d+\s+\d+\s+yes$", out, re.M) and not re.search(r"\sNO$", out, re.M), out
     # The task scheduler checks the budget before each batch, so the last batch may pass it.
     measured = int(re.search(r"trials\s+(\d+) measured in this run \(0 failed\)", out).group(1))
     assert 8 <= measured < 8 + 2, out

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tvm
 import tvm_ffi
+from conftest import matmul_relu_model
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
@@ -40,25 +41,14 @@ def test_prepared_module_is_left_unchanged_by_the_passes_compile_relax_runs_agai
 
 def _tiny_tuned(tmp_path, target, builder, runner):
     """A matmul + relu model, prepared and tuned for a few trials."""
-    from tvm.script import ir as I
-    from tvm.script import relax as R
-
-    @I.ir_module
-    class Model:
-        @R.function
-        def main(x: R.Tensor((16, 32), "float32"), w: R.Tensor((32, 16), "float32")):
-            with R.dataflow():
-                z = R.nn.relu(R.matmul(x, w))
-                R.output(z)
-            return z
-
-    mod = prepare(Model)
+    raw = matmul_relu_model()
+    mod = prepare(raw)
     database = ms.relax_integration.tune_relax(
         mod=mod, params={}, target=target, work_dir=str(tmp_path), max_trials_global=4, num_trials_per_iter=4,
         strategy=ms_droplet.DropletSearch(explore="replay"), builder=builder, runner=runner, seed=3,
         cost_model="random",
     )
-    return Model, mod, database
+    return raw, mod, database
 
 
 @pytest.mark.slow

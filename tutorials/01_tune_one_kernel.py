@@ -31,7 +31,7 @@ target = host_target()
 print("target:", target)
 
 # 3. Tune. "droplet" works like MetaSchedule's own names once ms_droplet is imported.
-#    fast_builder() avoids importing every tensor intrinsic for each batch (see the README).
+#    fast_builder() avoids importing every tensor intrinsic for each batch (see docs/design.md, "Build cost").
 #    Two or more run-time samples per candidate let Droplet's t-test decide each move.
 work_dir = args.work_dir or tempfile.mkdtemp(prefix="ms_droplet_tutorial_")
 database = ms.tune_tir(
