@@ -60,7 +60,7 @@ def is_faster_paired(
     floor = math.log1p(-min_gain)
     if mean(ratios) >= floor:
         return False
-    if _spread(ratios) == 0.0:
+    if _spread(ratios) < 1e-12:  # identical ratios (up to rounding): no spread for a test to measure
         return True
     result = stats.ttest_1samp(ratios, floor, alternative="less")
     return bool(result.pvalue <= p_value)

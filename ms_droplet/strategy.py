@@ -377,9 +377,8 @@ class _TaskState:
             samples = None if result.error_msg else run_samples(result.run_secs)
             if pending.control:
                 control = samples
-                if samples is None:  # a failed re-run keeps the centre's earlier samples
-                    continue
-            self.measured[pending.key] = _Measured(pending.trace, samples)
+            if samples is not None or not pending.control:  # a failed re-run keeps the centre's samples
+                self.measured[pending.key] = _Measured(pending.trace, samples)
             if pending.point is not None:
                 droplet_results[pending.point] = samples
             if samples is None:
