@@ -231,3 +231,27 @@ def test_clone_keeps_options_and_drops_state():
     assert isinstance(clone, ms_droplet.DropletSearch)
     assert clone.options == strategy.options
     assert clone._state is None
+
+
+def test_paired_descent_batch_ends_with_the_centre_and_a_failed_re_run_keeps_its_samples(target, builder, runner):
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=4, paired=True, seed=5)
+    ctx = make_context(matmul_mod(), target, strategy)
+    ctx.pre_tuning(16, 4, ctx.generate_design_space(), None, None)
+    explored = ctx.generate_measure_candidates()
+    ctx.notify_runner_results(explored, measure(explored, target, builder, runner))
+    state = strategy._state
+    batch = ctx.generate_measure_candidates()
+    assert len(batch) == 4
+    # The last slot is the descent's centre, measured before: the one schedule sent again.
+    assert [p.control for p in state.pending] == [False, False, False, True]
+    centre = module_key(batch[-1].sch.mod)
+    before = state.measured[centre].samples
+    assert before is not None
+    assert all(module_key(c.sch.mod) not in state.measured for c in batch[:-1])
+    # Fault injected: the centre's re-run fails. It stays measured with its earlier samples.
+    results = measure(batch, target, builder, runner)
+    results[-1] = ms.runner.RunnerResult(None, "injected runner error")
+    ctx.notify_runner_results(batch, results)
+    assert state.measured[centre].samples == before
+    assert ctx.generate_measure_candidates()
+    ctx.post_tuning()
