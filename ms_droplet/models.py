@@ -240,8 +240,7 @@ def write_onnx_cnn(path: str | Path, channels: int = 8, size: int = 16, classes:
 
     Returns its weights by initializer name, for :func:`onnx_cnn_reference`.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     w = {
@@ -263,16 +262,8 @@ def write_onnx_cnn(path: str | Path, channels: int = 8, size: int = 16, classes:
         helper.make_node("Flatten", ["g"], ["f"]),
         helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["output"], transB=1),
     ]
-    graph = helper.make_graph(
-        nodes, "ms_droplet_cnn",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes])],
-        initializer=[numpy_helper.from_array(v, k) for k, v in w.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    _save_onnx(path, "ms_droplet_cnn", nodes, [numpy_helper.from_array(v, k) for k, v in w.items()],
+               [1, 3, size, size], [1, classes])
     return w
 
 
@@ -284,8 +275,7 @@ def write_onnx_resnet18(path: str | Path, size: int = 112, width: int = 64, clas
     layer: the structure and tasks of ResNet-18. ``size=224, width=64`` is ResNet-18 itself;
     the default input of 112 keeps its tuning within about an hour on 2 cores.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
@@ -322,11 +312,19 @@ def write_onnx_resnet18(path: str | Path, size: int = 112, width: int = 64, clas
         helper.make_node("Flatten", ["gap"], ["flat"]),
         helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["output"], transB=1),
     ]
+    _save_onnx(path, "ms_droplet_resnet18", nodes, inits, [1, 3, size, size], [1, classes])
+
+
+def _save_onnx(path, name: str, nodes, initializers, input_shape, output_shape) -> None:
+    """A float32 graph ``input -> output`` as a checked opset-13 ONNX file."""
+    import onnx
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
-        nodes, "ms_droplet_resnet18",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes])],
-        initializer=inits,
+        nodes, name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, output_shape)],
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

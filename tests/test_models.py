@@ -106,3 +106,18 @@ def test_load_onnx_needs_shapes_for_symbolic_inputs(tmp_path):
         load_onnx(sym, {"image": (1, 3, 16, 16)})
     model = load_onnx(sym, {"input": (2, 3, 16, 16)})
     assert model.inputs["input"].shape == (2, 3, 16, 16)
+
+
+def test_resnet18_writer_gives_resnet18s_tasks_and_a_runnable_network(tmp_path, target):
+    from ms_droplet.models import write_onnx_resnet18
+
+    path = tmp_path / "resnet18.onnx"
+    write_onnx_resnet18(path, size=32, width=8, classes=10)
+    model = load_onnx(path)
+    mod = prepare(model.mod)
+    names = [t.task_name for t in ms.relax_integration.extract_tasks(mod, target)]
+    # Stem, 4 stages x (first block, second block) with projections in stages 2-4, pool, dense:
+    # the 19 distinct fused functions of ResNet-18.
+    assert len(names) == 19 and sum("conv2d" in n for n in names) == 15, names
+    out = run(compile_model(mod, target)[0], model.inputs)
+    assert out.shape == (1, 10) and np.isfinite(out).all()
