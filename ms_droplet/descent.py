@@ -9,7 +9,7 @@ converged when the radius passes the largest range of any site.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from .neighbourhood import neighbours
 from .space import DecisionSpace, Point
@@ -71,20 +71,25 @@ class Droplet:
         return []
 
     def observe(
-        self, results: Mapping[Point, Sequence[float] | None], control: Sequence[float] | None = None
+        self,
+        results: Mapping[Point, Sequence[float] | None],
+        control: Sequence[float] | None = None,
+        beside_control: Collection[Point] | None = None,
     ) -> Point | None:
         """Take the measurements of some proposals; return the new centre, if one was accepted.
 
         ``None`` (or empty samples) marks a point that failed to replay, build or run: it is
         visited and never accepted. ``control`` is the centre re-timed in the same interleaved
-        batch: a point with as many samples is compared with it round by round
-        (:func:`~ms_droplet.stats.is_faster_paired`), and it replaces the centre's older samples;
-        other points are compared with the centre's samples by :func:`~ms_droplet.stats.is_faster`.
+        batch as the points of ``beside_control`` (default: all of ``results``): those are
+        compared with it round by round (:func:`~ms_droplet.stats.is_faster_paired`), and it
+        replaces the centre's older samples; other points (measured in other batches) are
+        compared with the centre's samples by :func:`~ms_droplet.stats.is_faster`.
         """
+        paired = set(results) if beside_control is None else set(beside_control)
         best: Point | None = None
         for point, samples in results.items():
             self.visited.add(point)
-            if not samples or not self._beats_centre(samples, control):
+            if not samples or not self._beats_centre(samples, control if point in paired else None):
                 continue
             if best is None or mean(samples) < mean(results[best]):
                 best = point

@@ -356,9 +356,12 @@ class _TaskState:
         return [fresh[i] for i in order]
 
     def _observe(
-        self, results: dict[Point, tuple[float, ...] | None], control: tuple[float, ...] | None = None
+        self,
+        results: dict[Point, tuple[float, ...] | None],
+        control: tuple[float, ...] | None = None,
+        beside_control: dict[Point, tuple[float, ...] | None] | None = None,
     ) -> None:
-        if self.descent.droplet.observe(results, control) is not None:
+        if self.descent.droplet.observe(results, control, beside_control) is not None:
             logger.info(
                 "droplet %s: moved to %.4g ms", self.context.task_name, self.descent.droplet.best_time * 1e3
             )
@@ -396,7 +399,8 @@ class _TaskState:
             if self.explore_left == 0:
                 self._end_explore()
         elif self.descent is not None:
-            self._observe({**self.descent.known, **droplet_results}, control)
+            # Only this batch's neighbours were timed beside the control; known ones were not.
+            self._observe({**self.descent.known, **droplet_results}, control, droplet_results)
         self.pending = []
 
     def close(self) -> None:

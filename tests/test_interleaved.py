@@ -59,6 +59,12 @@ def test_droplet_decides_on_pairs_when_a_control_is_given_and_takes_its_samples(
     again = Droplet(space, (1,), stale)
     assert again.observe({(0,): tuple(1.0e-3 * d for d in drift)}, control) is None
     assert again.center_samples == control  # fresh samples replace the stale ones
+    # A point measured in another batch is not a pair of this control, even with as many samples:
+    # 10% faster than the control round by round, but slower than the centre's own samples (Welch).
+    other = Droplet(space, (1,), stale)
+    earlier = tuple(0.9e-3 * d for d in drift)
+    assert other.observe({(0,): earlier}, control, beside_control=()) is None
+    assert Droplet(space, (1,), stale).observe({(0,): earlier}, control, beside_control={(0,)}) == (0,)
 
 
 # --- the runner, with real kernels -----------------------------------------------------------------
