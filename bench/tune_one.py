@@ -16,24 +16,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def _typed(options: dict[str, str]) -> dict:
-    """Contender option strings as DropletSearch takes them: "0.7" -> 0.7, "3" -> 3, "true" -> True."""
-    out = {}
-    for key, text in options.items():
-        if text.lower() in ("true", "false"):
-            out[key] = text.lower() == "true"
-            continue
-        for kind in (int, float):
-            try:
-                out[key] = kind(text)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = text
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True)
@@ -50,13 +32,14 @@ def main() -> int:
     # done before the clock starts, so wall times compare the tuning itself.
     import tvm.s_tir.tensor_intrin  # noqa: F401
     from suite import machine_info, parse_contender, work_dir_name
-    from timed import TimedStrategy
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
     from ms_droplet.builder import fast_builder
+    from ms_droplet.lab.strategies import typed
     from ms_droplet.progress import ProgressPrinter
     from ms_droplet.runners import evaluator_config, interleaved_runner
+    from ms_droplet.timed import TimedStrategy
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     strategy_name, budget, post, options = parse_contender(args.contender, args.n)
@@ -69,7 +52,7 @@ def main() -> int:
 
     timing = options.pop("runner", "local")
     runner = interleaved_runner() if timing == "interleaved" else ms.runner.LocalRunner(evaluator_config=evaluator_config(3))
-    inner = ms_droplet.DropletSearch(seed=args.seed, **_typed(options)) if strategy_name == "droplet" else strategy_name
+    inner = ms_droplet.DropletSearch(seed=args.seed, **typed(options)) if strategy_name == "droplet" else strategy_name
     clock = {"cpu_s": 0.0, "candidates": 0}
     progress = ProgressPrinter(budget, flop_count(workload.mod))
     start = time.perf_counter()

@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="plot the tuning curve of any MetaSchedule work dir")
     report.add_argument("work_dir", type=Path, help="a work dir holding database_tuning_record.json")
     report.add_argument("--out", type=Path, default=None, help="PNG to write (default: WORK_DIR/tuning_curve.png)")
+
+    from .lab.cli import add_parsers
+
+    add_parsers(sub, _positive_int, _seed)
     return parser
 
 
@@ -157,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return _report(args, parser)
+    if args.command in ("landscape", "simulate"):
+        from .lab.cli import run
+
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+        return run(args, parser)
     if args.explore != "auto" and args.strategy != "droplet":
         parser.error(f"--explore {args.explore} applies to --strategy droplet only, not {args.strategy!r}")
     if args.explore == "evolutionary" and args.cost_model == "none":

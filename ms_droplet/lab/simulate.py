@@ -1,0 +1,267 @@
+"""Strategies compared over many seeds on a landscape, through MetaSchedule's real tuning loop.
+
+Each run is ``ms.tune_tir`` with the real strategy object, the real xgb cost model and a real
+JSON database in a fresh work dir; only the builder and runner are simulated
+(:mod:`.simulated`). A run's score is the noise-free value of the schedule it ends with (the
+database's best by measured mean, as ``compile_tir`` would pick it), so luck in the last
+measurement does not count as a better kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+from ..trace import run_samples
+from . import landscape as ls
+from .noise import NoiseModel
+from .simulated import PREFIX, Oracle, SimulatedBuilder, SimulatedRunner
+from .strategies import StrategySpec, parse_strategies
+from .surrogate import feature_context, train
+
+__all__ = ["Simulation", "parse_strategies", "simulate", "write_report"]
+
+
+@dataclass
+class Simulation:
+    """Every run of a simulation and what it was run on."""
+
+    landscape: str
+    workload: str
+    trials: int
+    seeds: int
+    noise: dict[str, float]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    setup_s: float = 0.0
+
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(r["strategy"] for r in self.runs))
+
+    def finals(self, label: str) -> np.ndarray:
+        return np.array([r["final_s"] for r in self.runs if r["strategy"] == label and r["final_s"] is not None])
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per strategy: quartiles of the final value, trials, strategy CPU, wall, exact share."""
+        out = {}
+        for label in self.labels():
+            runs = [r for r in self.runs if r["strategy"] == label]
+            finals = self.finals(label)
+            q1, med, q3 = np.percentile(finals, [25, 50, 75]) if len(finals) else (np.nan,) * 3
+            answers = sum(r["exact"] + r["predicted"] for r in runs)
+            out[label] = {
+                "median_us": med * 1e6, "q1_us": q1 * 1e6, "q3_us": q3 * 1e6, "runs": len(runs),
+                "trials": float(np.median([r["trials"] for r in runs])),
+                "strategy_cpu_s": float(np.median([r["strategy_cpu_s"] for r in runs])),
+                "wall_s": float(np.median([r["wall_s"] for r in runs])),
+                "exact_share": sum(r["exact"] for r in runs) / answers if answers else float("nan"),
+            }
+        return out
+
+    def beats(self, a: str, b: str) -> float:
+        """P(a run of ``a`` ends faster than a run of ``b``), ties counted half."""
+        x, y = self.finals(a), self.finals(b)
+        if not len(x) or not len(y):
+            return float("nan")
+        diff = x[:, None] - y[None, :]
+        return float(((diff < 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+class _Curve:
+    """The noise-free value of the database's best-by-measurement schedule after every batch."""
+
+    def __init__(self, oracle: Oracle) -> None:
+        self.oracle = oracle
+        self.best_measured = float("inf")
+        self.best_key: int | None = None
+        self.trials = 0
+        self.points: list[tuple[int, float]] = []
+
+    def add(self, builder_results, runner_results) -> None:
+        for built, ran in zip(builder_results, runner_results, strict=True):
+            self.trials += 1
+            samples = None if built.error_msg or ran.error_msg else run_samples(ran.run_secs)
+            if samples is not None and sum(samples) / len(samples) < self.best_measured:
+                self.best_measured = sum(samples) / len(samples)
+                self.best_key = int(built.artifact_path.removeprefix(PREFIX))
+        if self.best_key is not None:
+            self.points.append((self.trials, self.oracle.value(self.best_key)))
+
+
+@derived_object
+class _CurveCallback(PyMeasureCallback):
+    def __init__(self, curve: _Curve) -> None:
+        self.curve = curve
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        self.curve.add(builder_results, runner_results)
+
+
+def run_once(mod, target, spec: StrategySpec, oracle: Oracle, noise: NoiseModel, *, trials: int, per_iter: int,
+             seed: int, runner_seed: int) -> dict[str, Any]:
+    """One tuning run of ``spec`` on the simulated machine; returns its record."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..timed import TimedStrategy
+    from .record import quiet_metaschedule
+
+    exact0, predicted0 = oracle.exact_answers, oracle.predicted_answers
+    curve = _Curve(oracle)
+    clock = {"cpu_s": 0.0, "candidates": 0}
+    callbacks = [ms.measure_callback.AddToDatabase(), ms.measure_callback.UpdateCostModel(), _CurveCallback(curve)]
+    work_dir = tempfile.mkdtemp(prefix="ms-droplet-sim-")
+    start = time.perf_counter()
+    try:
+        quiet_metaschedule()
+        ms.tune_tir(mod=mod, target=target, work_dir=work_dir, max_trials_global=trials,
+                    num_trials_per_iter=per_iter, strategy=TimedStrategy(spec.make(), clock),
+                    builder=SimulatedBuilder(oracle), runner=SimulatedRunner(oracle, noise, seed=runner_seed),
+                    cost_model="xgb", measure_callbacks=callbacks, seed=seed)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    final = curve.points[-1][1] if curve.points else None
+    return {"strategy": spec.label, "seed": seed, "final_s": final, "trials": curve.trials,
+            "strategy_cpu_s": clock["cpu_s"], "wall_s": time.perf_counter() - start,
+            "exact": oracle.exact_answers - exact0, "predicted": oracle.predicted_answers - predicted0,
+            "final_exact": curve.best_key is not None and oracle.is_exact(curve.best_key),
+            "curve": curve.points}
+
+
+def simulate(
+    landscape_dir: str | Path,
+    strategies: list[StrategySpec] | list[Any],
+    *,
+    trials: int = 300,
+    seeds: int = 20,
+    per_iter: int = 32,
+    noise_scale: float = 1.0,
+    out: str | Path | None = None,
+    stream: TextIO | None = None,
+) -> Simulation:
+    """Run every strategy ``seeds`` times (tuning seeds 0..seeds-1) on the landscape's simulated machine.
+
+    ``strategies`` holds :class:`~.strategies.StrategySpec` (from :func:`parse_strategies`),
+    MetaSchedule names, or ``SearchStrategy`` instances (each run gets a ``clone()``).
+    Runs go seed by seed, every strategy once per seed; with ``out`` the runs so far are written
+    to ``out/runs.jsonl`` as they finish.
+    """
+    from tvm.target import Target
+
+    from .record import quiet_metaschedule
+
+    stream = stream or sys.stdout
+    specs = [_as_spec(s) for s in strategies]
+    start = time.perf_counter()
+    land = ls.load(landscape_dir)
+    quiet_metaschedule()
+    context = feature_context(land)
+    noise = NoiseModel.fit(land).scaled(noise_scale)
+    oracle = Oracle(land.values(), train(land, context), context)
+    mod, target = land.mod, Target(land.target)
+    sim = Simulation(str(landscape_dir), land.workload, trials, seeds, noise.__dict__.copy(),
+                     setup_s=time.perf_counter() - start)
+    print(f"simulate {land.workload}: {len(oracle.values)} recorded schedules, noise {noise.describe()}; "
+          f"{len(specs)} strategies x {seeds} seeds x {trials} trials", file=stream, flush=True)
+    log = None
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        log = open(Path(out) / "runs.jsonl", "w")  # noqa: SIM115  (closed below, written run by run)
+    try:
+        for seed in range(seeds):
+            for index, spec in enumerate(specs):
+                run = run_once(mod, target, spec, oracle, noise, trials=trials, per_iter=per_iter, seed=seed,
+                               runner_seed=1000 * seed + index)
+                sim.runs.append(run)
+                if log is not None:
+                    log.write(json.dumps(run) + "\n")
+                    log.flush()
+                final = "n/a" if run["final_s"] is None else f"{run['final_s'] * 1e6:.2f} us"
+                print(f"  [{time.perf_counter() - start:7.1f} s] seed {seed + 1}/{seeds} {spec.label}: {final} "
+                      f"({run['trials']} trials, {run['exact']} exact / {run['predicted']} predicted answers, "
+                      f"strategy CPU {run['strategy_cpu_s']:.1f} s, wall {run['wall_s']:.1f} s)",
+                      file=stream, flush=True)
+    finally:
+        if log is not None:
+            log.close()
+    return sim
+
+
+def _as_spec(strategy) -> StrategySpec:
+    if isinstance(strategy, StrategySpec):
+        return strategy
+    if isinstance(strategy, str):
+        return parse_strategies(strategy)[0]
+    return StrategySpec(type(strategy).__name__, strategy.clone)
+
+
+def write_report(sim: Simulation, out: str | Path) -> str:
+    """Write ``simulation.json``, ``simulation.md`` and ``curves.png`` into ``out``; return the table."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = sim.stats()
+    labels = sim.labels()
+    beats = {a: {b: sim.beats(a, b) for b in labels if b != a} for a in labels}
+    (out / "simulation.json").write_text(json.dumps(
+        {"landscape": sim.landscape, "workload": sim.workload, "trials": sim.trials, "seeds": sim.seeds,
+         "noise": sim.noise, "setup_s": sim.setup_s, "stats": stats, "beats": beats,
+         "command": " ".join(["ms-droplet", *sys.argv[1:]])}, indent=2))
+    lines = [
+        f"{sim.workload}, {sim.trials} trials, {sim.seeds} seeds; value = noise-free run time of the "
+        "schedule each run ends with (us).",
+        "",
+        "| strategy | median | q1 | q3 | trials | strategy CPU (s) | wall (s) | exact answers |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, s in stats.items():
+        lines.append(f"| {label} | {s['median_us']:.2f} | {s['q1_us']:.2f} | {s['q3_us']:.2f} | {s['trials']:.0f} | "
+                     f"{s['strategy_cpu_s']:.1f} | {s['wall_s']:.1f} | {100 * s['exact_share']:.0f}% |")
+    if len(labels) > 1:
+        lines += ["", "P(row ends faster than column):", "",
+                  "| | " + " | ".join(labels) + " |", "| --- |" + " ---: |" * len(labels)]
+        for a in labels:
+            cells = ["" if a == b else f"{beats[a][b]:.2f}" for b in labels]
+            lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    (out / "simulation.md").write_text(table)
+    plot_curves(sim, out / "curves.png")
+    return table
+
+
+def plot_curves(sim: Simulation, path: Path) -> Path:
+    """Median and interquartile band over seeds of each strategy's value after every trial count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    grid = np.arange(1, sim.trials + 1)
+    for label in sim.labels():
+        rows = []
+        for run in (r for r in sim.runs if r["strategy"] == label and r["curve"]):
+            trials, values = zip(*run["curve"], strict=True)
+            idx = np.searchsorted(trials, grid, side="right") - 1  # value of the last batch done by then
+            rows.append(np.where(idx >= 0, np.asarray(values)[np.maximum(idx, 0)], np.nan) * 1e6)
+        if not rows:
+            continue
+        q1, med, q3 = np.nanpercentile(np.vstack(rows), [25, 50, 75], axis=0)
+        (line,) = ax.plot(grid, med, label=f"{label} (median of {len(rows)})")
+        ax.fill_between(grid, q1, q3, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("trials")
+    ax.set_ylabel("noise-free latency of the best-measured schedule (us)")
+    ax.set_yscale("log")
+    ax.set_title(f"{sim.workload}: simulated tuning, {sim.seeds} seeds (band: quartiles)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
