@@ -29,8 +29,7 @@ logger = logging.getLogger("ms_droplet.lab")
 
 #: share of the searches' trials per phase (the panel's repeats come off the top)
 PHASES = (("replay", 0.3), ("evolutionary", 0.4), ("droplet", 0.3))
-PANEL_BEST = 6
-PANEL_RANDOM = 6
+PANEL_SIZE = 12  # half the best schedules so far, half random ones (fewer for small recordings)
 PANEL_REPEATS = 2  # panel batches after each phase
 
 
@@ -116,13 +115,17 @@ def measure(schedules, target, builder, runner) -> list[tuple[str | None, Any]]:
     return out
 
 
-def pick_panel(land: ls.Landscape, rng: np.random.Generator) -> list[int]:
+def panel_size(trials: int) -> int:
+    """Schedules in the panel: 12, or fewer so that the repeats take at most a quarter of ``trials``."""
+    return max(2, min(PANEL_SIZE, trials // (4 * PANEL_REPEATS * len(PHASES))))
+
+
+def pick_panel(land: ls.Landscape, size: int, rng: np.random.Generator) -> list[int]:
     """The best schedules and a few random working ones: the schedules measured again."""
-    values = [(v, k) for k, v in land.values().items() if v is not None]
-    values.sort()
-    best = [k for _, k in values[:PANEL_BEST]]
-    rest = [k for _, k in values[PANEL_BEST:]]
-    picked = rng.permutation(len(rest))[:PANEL_RANDOM]  # indices: 64-bit keys do not survive numpy
+    values = sorted((v, k) for k, v in land.values().items() if v is not None)
+    best = [k for _, k in values[: size // 2]]
+    rest = [k for _, k in values[size // 2 :]]
+    picked = rng.permutation(len(rest))[: size - len(best)]  # indices: 64-bit keys do not survive numpy
     return best + [rest[i] for i in picked]
 
 
@@ -163,7 +166,8 @@ def record(
     work_dir.mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     panel: list = []
-    searched = trials - PANEL_REPEATS * len(PHASES) * (PANEL_BEST + PANEL_RANDOM)
+    size = panel_size(trials)
+    searched = trials - PANEL_REPEATS * len(PHASES) * size
     callbacks = [*ms.measure_callback.MeasureCallback.create("default"), recorder.callback()]
     for number, (phase, share) in enumerate(PHASES):
         recorder.source = phase
@@ -179,7 +183,7 @@ def record(
                     cost_model="xgb", measure_callbacks=callbacks, seed=seed + number)
         land = ls.load(directory)
         if not panel:
-            keys = pick_panel(land, rng)
+            keys = pick_panel(land, size, rng)
             panel = [schedule_of(wl.mod, land.traces[k]) for k in keys]
         recorder.source = "repeat"
         for _ in range(PANEL_REPEATS):

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
 from ..trace import run_samples
@@ -106,6 +107,47 @@ class _CurveCallback(PyMeasureCallback):
         self.curve.add(builder_results, runner_results)
 
 
+class _LazyCostModel(PyCostModel):
+    """MetaSchedule's xgb cost model, trained only when a strategy asks it for a prediction.
+
+    Updates are kept and replayed in order, one by one, on the first ``predict`` after them, so
+    the model a strategy reads is the one eager updates would have made (same data, same
+    retraining points); a strategy that never asks (random replay) never pays for training.
+    Training is most of a simulated run's time: the measurements it waits for on the machine
+    take none here.
+    """
+
+    def __init__(self, inner=None) -> None:
+        from tvm.s_tir.meta_schedule.cost_model import XGBModel
+
+        from ..workloads import physical_cores
+
+        self.inner = inner or XGBModel(num_tuning_cores=physical_cores())
+        self.pending: list[tuple] = []
+
+    def _catch_up(self) -> None:
+        for context, candidates, results in self.pending:
+            self.inner.update(context, candidates, results)
+        self.pending = []
+
+    def load(self, path: str) -> None:
+        self.inner.load(path)
+
+    def save(self, path: str) -> None:
+        self._catch_up()
+        self.inner.save(path)
+
+    def update(self, context, candidates, results) -> None:
+        self.pending.append((context, list(candidates), list(results)))
+
+    def predict(self, context, candidates) -> np.ndarray:
+        self._catch_up()
+        return self.inner.predict(context, candidates)
+
+
+LazyCostModel = derived_object(_LazyCostModel)
+
+
 def run_once(mod, target, spec: StrategySpec, oracle: Oracle, noise: NoiseModel, *, trials: int, per_iter: int,
              seed: int, runner_seed: int) -> dict[str, Any]:
     """One tuning run of ``spec`` on the simulated machine; returns its record."""
@@ -125,7 +167,7 @@ def run_once(mod, target, spec: StrategySpec, oracle: Oracle, noise: NoiseModel,
         ms.tune_tir(mod=mod, target=target, work_dir=work_dir, max_trials_global=trials,
                     num_trials_per_iter=per_iter, strategy=TimedStrategy(spec.make(), clock),
                     builder=SimulatedBuilder(oracle), runner=SimulatedRunner(oracle, noise, seed=runner_seed),
-                    cost_model="xgb", measure_callbacks=callbacks, seed=seed)
+                    cost_model=LazyCostModel(), measure_callbacks=callbacks, seed=seed)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     final = curve.points[-1][1] if curve.points else None

@@ -50,7 +50,7 @@ def parse_strategy(spec: str) -> StrategySpec:
     head, *option_specs = text.split(":")
     factory_name = None
     if head not in BUILTIN and head != "droplet":
-        if not option_specs or "." not in head and not head.isidentifier():
+        if not option_specs or not all(part.isidentifier() for part in head.split(".")):
             raise ValueError(f"strategy {spec!r} is not one of {', '.join((*BUILTIN, 'droplet'))}, "
                              "droplet:OPTION=VALUE..., or module:factory")
         factory_name, *option_specs = option_specs
