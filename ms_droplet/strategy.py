@@ -151,18 +151,46 @@ class _TaskState:
                 f"got database={database!r}, cost_model={cost_model!r}"
             )
         self.explore_source = source
+        self.design_spaces = design_spaces
+        self.database = database
         self.inner: SearchStrategy | None = None
         self._inner_batch: list[MeasureCandidate] = []  # what the inner strategy proposed and we kept
-        if source == "evolutionary" and self.explore_left > 0:
-            self.inner = EvolutionarySearch()
-            self.inner._initialize_with_tune_context(context)
-            self.inner.pre_tuning(
-                self.explore_left, num_trials_per_iter, design_spaces, database, cost_model
-            )
+        self.refills = 0
+        self.fruitless_refills = 0
+        self.sent_at_refill = -1
+        self._start_explore(self.explore_left, source)
         logger.info(
             "droplet %s: budget %d, explore %d by %s, %d records already in the database",
             context.task_name, max_trials, self.explore_left, source, self.num_db_records,
         )
+
+    def _start_explore(self, trials: int, source: str) -> None:
+        self.explore_left = trials
+        self.empty_explore_rounds = 0
+        if source == "evolutionary" and trials > 0:
+            self.inner = EvolutionarySearch()
+            self.inner._initialize_with_tune_context(self.context)
+            self.inner.pre_tuning(trials, self.batch, self.design_spaces, self.database, self.cost_model)
+
+    def _refill(self) -> bool:
+        """``spend_budget``: when the descents are done, explore one more batch and descend once more."""
+        if not self.opts["spend_budget"] or self.sent >= self.max_trials:
+            return False
+        self.fruitless_refills = self.fruitless_refills + 1 if self.sent == self.sent_at_refill else 0
+        if self.fruitless_refills >= _MAX_EMPTY_EXPLORE_ROUNDS:
+            return False
+        self.sent_at_refill = self.sent
+        source = self.opts["explore"]
+        if source == "auto":  # by now the cost model may have trained: rank with it if it has
+            ranked = self.database is not None and self.cost_model is not None and self.sent >= _COST_MODEL_WARMUP
+            source = "evolutionary" if ranked else "replay"
+        self.refills += 1
+        self.seeds_used = self.opts["num_seeds"] - 1  # one descent per refill, from the best unvisited schedule
+        self._start_explore(min(self.batch, self.max_trials - self.sent), source)
+        self.explore_source = source
+        logger.info("droplet %s: descents done with %d trials left; exploring %d more by %s",
+                    self.context.task_name, self.max_trials - self.sent, self.explore_left, source)
+        return True
 
     # ---------------------------------------------------------------- database
     def _load_database(self, database: Database | None) -> int:
@@ -203,6 +231,8 @@ class _TaskState:
                 return self._send(picked, exploring=True)
             picked = self._exploit(n)
             if picked is None:
+                if self._refill():
+                    continue
                 return None
             return self._send(picked, exploring=False)
         return None
@@ -478,6 +508,11 @@ class _DropletSearch(PySearchStrategy):
     min_gain : float in [0, 1), default 0.005
         With ``paired``: the least relative gain a move must show, a noise floor (measured:
         without it 7-8 of 100 A/A comparisons were accepted at ``p_value=0.05``, with it 2.4).
+    spend_budget : bool, default False
+        Instead of ending early when the descents are done, explore one more batch (by
+        evolutionary search once the cost model has trained on 100 results, else by replay) and
+        descend once more from the best schedule no descent has visited, until ``max_trials``
+        (or until three such rounds in a row find nothing new).
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -494,6 +529,7 @@ class _DropletSearch(PySearchStrategy):
         max_fail_count: int = 64,
         paired: bool = False,
         min_gain: float = PAIRED_MIN_GAIN,
+        spend_budget: bool = False,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
@@ -507,6 +543,7 @@ class _DropletSearch(PySearchStrategy):
             "max_fail_count": _check_int("max_fail_count", max_fail_count, 1),
             "paired": _check_bool("paired", paired),
             "min_gain": _check_min_gain(min_gain),
+            "spend_budget": _check_bool("spend_budget", spend_budget),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None
