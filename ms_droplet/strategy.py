@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tvm.ir.utils import derived_object
-from tvm.s_tir.meta_schedule.arg_info import ArgInfo
-from tvm.s_tir.meta_schedule.search_strategy import (
-    EvolutionarySearch,
-    MeasureCandidate,
-    PySearchStrategy,
-    SearchStrategy,
-)
-from tvm.s_tir.schedule import Trace
+from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate, PySearchStrategy, SearchStrategy
 
-from .descent import Droplet
-from .space import Point
-from .stats import mean
-from .trace import (
-    base_trace,
-    count_loops,
-    module_key,
-    read_point,
-    read_space,
-    replay,
-    run_samples,
-    with_point,
+from .candidates import Measured, Pending, Proposal, load_database, measure_candidate
+from .descent_driver import DescentDriver
+from .explore import (
+    MAX_EMPTY_ROUNDS,
+    SOURCES,
+    EvolutionaryExplorer,
+    Exploration,
+    ReplayExplorer,
+    resolve_source,
 )
+from .space import Point
+from .trace import run_samples
 
 if TYPE_CHECKING:
     from tvm.s_tir.meta_schedule import TuneContext
@@ -41,14 +32,8 @@ if TYPE_CHECKING:
 # A child of MetaSchedule's logger: droplet events land in its console and task_scheduler.log.
 logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
 
-EXPLORE_SOURCES = ("auto", "evolutionary", "replay")
+EXPLORE_SOURCES = SOURCES
 _MAX_SEED = 2**31 - 1
-# Exploration rounds in a row that yield nothing new before exploration is declared exhausted.
-_MAX_EMPTY_EXPLORE_ROUNDS = 3
-# MetaSchedule's xgb cost model scores at random until it has trained on this many results
-# (XGBModel.num_warmup_samples): a shorter evolutionary exploration is ranked by noise, costs
-# ~30x replay's CPU per candidate, and measured no better (bench/, N=100), so "auto" replays.
-_COST_MODEL_WARMUP = 100
 # A/A on this package's bench (one schedule timed twice per interleaved batch, 5 rounds): the paired
 # test alone accepted 7-8 copies in 100; with a 0.5% floor, 2.4; with 1%, none (docs/benchmarks.md).
 PAIRED_MIN_GAIN = 0.005
@@ -80,33 +65,13 @@ def _check_fraction(name: str, value: Any, *, allow_zero: bool) -> float:
     return float(value)
 
 
-@dataclass
-class _Measured:
-    """A schedule measured in this run or found in the database."""
-
-    trace: Trace  # base trace (post-processing stripped)
-    samples: tuple[float, ...] | None  # run seconds; None when it failed
-
-
-@dataclass
-class _Pending:
-    """A candidate handed out and not yet notified; index in the batch = index here."""
-
-    key: int
-    trace: Trace
-    point: Point | None = None  # set for droplet candidates
-    control: bool = False  # the descent's centre, re-timed beside its neighbours (paired=True)
-
-
-@dataclass
-class _Descent:
-    droplet: Droplet
-    trace: Trace  # base trace of the seed: the structure every point is replayed on
-    known: dict[Point, tuple[float, ...] | None] = field(default_factory=dict)
-
-
 class _TaskState:
-    """Everything one ``pre_tuning`` .. ``post_tuning`` span owns."""
+    """One ``pre_tuning`` .. ``post_tuning`` span: the plan that decides what each batch holds.
+
+    Exploration first (:mod:`.explore`), then descents (:mod:`.descent_driver`); with
+    ``spend_budget``, another round of both whenever the descents are done and budget is left.
+    It owns what every phase shares: the schedules measured, the batch in flight, the budget.
+    """
 
     def __init__(
         self,
@@ -125,123 +90,44 @@ class _TaskState:
         self.postprocs = list(context.space_generator.postprocs or [])
         self.max_trials = max_trials
         self.batch = num_trials_per_iter
+        self.design_spaces = design_spaces
+        self.database = database
         self.cost_model = cost_model
         self.rng = np.random.default_rng(seed)
         self.sent = 0
-        self.measured: dict[int, _Measured] = {}
-        self.pending: list[_Pending] = []
+        self.pending: list[Pending] = []
         self.exploring_batch = False  # what the batch in flight is: exploration or a descent's
-        self.descent: _Descent | None = None
-        self.descended: set[int] = set()
-        self.seeds_used = 0
-        self.empty_explore_rounds = 0
-        self.design_traces = [sch.trace for sch in design_spaces]
-        self.num_db_records = self._load_database(database)
-
-        planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
-        have = sum(1 for m in self.measured.values() if m.samples)
-        self.explore_left = max(planned - have, 0 if have else 1)
-        source = opts["explore"]
-        if source == "auto":
-            ranked = database is not None and cost_model is not None and self.explore_left >= _COST_MODEL_WARMUP
-            source = "evolutionary" if ranked else "replay"
-        if source == "evolutionary" and (database is None or cost_model is None):
-            raise ValueError(
-                "DropletSearch: explore='evolutionary' needs a database and a cost model, "
-                f"got database={database!r}, cost_model={cost_model!r}"
-            )
-        self.explore_source = source
-        self.design_spaces = design_spaces
-        self.database = database
-        self.inner: SearchStrategy | None = None
-        self._inner_batch: list[MeasureCandidate] = []  # what the inner strategy proposed and we kept
+        self.measured, self.num_db_records = load_database(database, self.mod, self.postprocs)
         self.refills = 0
         self.fruitless_refills = 0
         self.sent_at_refill = -1
-        self._start_explore(self.explore_left, source)
-        logger.info(
-            "droplet %s: budget %d, explore %d by %s, %d records already in the database",
-            context.task_name, max_trials, self.explore_left, source, self.num_db_records,
+        self.descents = DescentDriver(
+            self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
+            paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
         )
 
-    def _start_explore(self, trials: int, source: str) -> None:
-        self.explore_left = trials
-        self.empty_explore_rounds = 0
+        planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
+        have = sum(1 for m in self.measured.values() if m.samples)
+        trials = max(planned - have, 0 if have else 1)
+        self.explore_source = resolve_source(opts["explore"], database, cost_model, trials)
+        self.exploration = self._exploration(self.explore_source, trials)
+        logger.info(
+            "droplet %s: budget %d, explore %d by %s, %d records already in the database",
+            context.task_name, max_trials, trials, self.explore_source, self.num_db_records,
+        )
+
+    @property
+    def explore_left(self) -> int:
+        return self.exploration.left
+
+    def _exploration(self, source: str, trials: int) -> Exploration:
         if source == "evolutionary" and trials > 0:
-            self.inner = EvolutionarySearch()
-            self.inner._initialize_with_tune_context(self.context)
-            self.inner.pre_tuning(trials, self.batch, self.design_spaces, self.database, self.cost_model)
-
-    def _refill(self) -> bool:
-        """``spend_budget``: when the descents are done, explore one more batch and descend once more."""
-        if not self.opts["spend_budget"] or self.sent >= self.max_trials:
-            return False
-        self.fruitless_refills = self.fruitless_refills + 1 if self.sent == self.sent_at_refill else 0
-        if self.fruitless_refills >= _MAX_EMPTY_EXPLORE_ROUNDS:
-            return False
-        self.sent_at_refill = self.sent
-        source = self.opts["explore"]
-        if source == "auto":  # by now the cost model may have trained: rank with it if it has
-            ranked = self.database is not None and self.cost_model is not None and self.sent >= _COST_MODEL_WARMUP
-            source = "evolutionary" if ranked else "replay"
-        self.refills += 1
-        self.seeds_used = self.opts["num_seeds"] - 1  # one descent per refill, from the best unvisited schedule
-        self._start_explore(min(self.batch, self.max_trials - self.sent), source)
-        self.explore_source = source
-        logger.info("droplet %s: descents done with %d trials left; exploring %d more by %s",
-                    self.context.task_name, self.max_trials - self.sent, self.explore_left, source)
-        return True
-
-    # ---------------------------------------------------------------- database
-    def _load_database(self, database: Database | None) -> int:
-        """Replay this workload's records: they seed the descent and are never measured again."""
-        if database is None:
-            return 0
-        workload = database.commit_workload(self.mod)
-        count = skipped = 0
-        for record in database.get_all_tuning_records():
-            if not (record.workload.same_as(workload) or _same_module(record.workload.mod, self.mod)):
-                continue
-            count += 1
-            trace = base_trace(record.trace)
-            sch = replay(self.mod, trace, self.postprocs, seed=1)
-            if sch is None:
-                skipped += 1
-                continue
-            self.measured.setdefault(module_key(sch.mod), _Measured(trace, run_samples(record.run_secs)))
-        if skipped:
-            logger.warning("droplet: skipped %d database record(s) whose trace no longer replays", skipped)
-        return count
-
-    # ---------------------------------------------------------------- generate
-    def generate(self) -> list[MeasureCandidate] | None:
-        while self.sent < self.max_trials:
-            n = min(self.batch, self.max_trials - self.sent)
-            if self.explore_left > 0:
-                picked = self._explore(min(n, self.explore_left))
-                if picked is None:
-                    self._end_explore()
-                    continue
-                if not picked:
-                    self.empty_explore_rounds += 1
-                    if self.empty_explore_rounds >= _MAX_EMPTY_EXPLORE_ROUNDS:
-                        self._end_explore()
-                    continue
-                self.empty_explore_rounds = 0
-                return self._send(picked, exploring=True)
-            picked = self._exploit(n)
-            if picked is None:
-                if self._refill():
-                    continue
-                return None
-            return self._send(picked, exploring=False)
-        return None
-
-    def _send(self, picked: list[tuple[Schedule, _Pending]], exploring: bool) -> list[MeasureCandidate]:
-        self.pending = [p for _, p in picked]
-        self.exploring_batch = exploring
-        self.sent += len(picked)
-        return [_candidate(sch) for sch, _ in picked]
+            explorer = EvolutionaryExplorer(self.context, trials, self.batch, self.design_spaces, self.database,
+                                            self.cost_model)
+        else:
+            explorer = ReplayExplorer(self.mod, [sch.trace for sch in self.design_spaces], self.postprocs,
+                                      self._new_seed, lambda k: int(self.rng.integers(k)), self.opts["max_fail_count"])
+        return Exploration(source, explorer, trials)
 
     def _new_seed(self) -> int:
         return int(self.rng.integers(1, _MAX_SEED))
@@ -249,152 +135,55 @@ class _TaskState:
     def _is_new(self, key: int, taken: set[int]) -> bool:
         return key not in self.measured and key not in taken
 
-    # ---------------------------------------------------------------- explore
-    def _explore(self, n: int) -> list[tuple[Schedule, _Pending]] | None:
-        if self.inner is not None:
-            return self._explore_evolutionary()
-        picked: list[tuple[Schedule, _Pending]] = []
-        taken: set[int] = set()
-        for _ in range(n * self.opts["max_fail_count"]):
-            if len(picked) == n:
-                break
-            design = self.design_traces[int(self.rng.integers(len(self.design_traces)))]
-            sch = replay(self.mod, Trace(design.insts, {}), self.postprocs, self._new_seed())
-            if sch is None:
-                continue
-            key = module_key(sch.mod)
-            if self._is_new(key, taken):
-                taken.add(key)
-                picked.append((sch, _Pending(key, base_trace(sch.trace))))
-        return picked
-
-    def _explore_evolutionary(self) -> list[tuple[Schedule, _Pending]] | None:
-        candidates = self.inner.generate_measure_candidates()
-        if candidates is None:
-            return None
-        picked, kept, taken = [], [], set()
-        for cand in candidates:
-            key = module_key(cand.sch.mod)
-            if self._is_new(key, taken):
-                taken.add(key)
-                kept.append(cand)
-                picked.append((cand.sch, _Pending(key, base_trace(cand.sch.trace))))
-        self._inner_batch = kept
-        if not picked:
-            self.inner.notify_runner_results([], [])
-        return picked
-
-    def _end_explore(self) -> None:
-        self.explore_left = 0
-        if self.inner is not None:
-            self.inner.post_tuning()
-            self.inner = None
-
-    # ---------------------------------------------------------------- exploit
-    def _start_descent(self) -> bool:
-        if self.seeds_used >= self.opts["num_seeds"]:
-            return False
-        ranked = sorted(
-            ((mean(m.samples), key) for key, m in self.measured.items() if m.samples and key not in self.descended),
-        )
-        for _, key in ranked:
-            m = self.measured[key]
-            self.descended.add(key)
-            try:
-                space, point = read_space(m.trace, count_loops(self.mod, m.trace))
-                droplet = Droplet(space, point, m.samples, self.opts["p_value"], self.opts["min_gain"])
-            except Exception as err:  # a seed that cannot be read is skipped, not fatal
-                logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
-                continue
-            self.seeds_used += 1
-            self.descent = _Descent(droplet, m.trace)
-            logger.info(
-                "droplet %s: descent %d from a seed at %.4g ms over %d sites",
-                self.context.task_name, self.seeds_used, droplet.best_time * 1e3, len(space.sites),
-            )
-            return True
-        return False
-
-    def _exploit(self, n: int) -> list[tuple[Schedule, _Pending]] | None:
-        while True:
-            if self.descent is None or self.descent.droplet.converged:
-                if self.descent is not None:
-                    logger.info(
-                        "droplet %s: descent %d converged at %.4g ms after %d accepted moves",
-                        self.context.task_name, self.seeds_used,
-                        self.descent.droplet.best_time * 1e3, len(self.descent.droplet.accepted),
-                    )
-                self.descent = None
-                if not self._start_descent():
-                    return None
-            descent = self.descent
-            droplet = descent.droplet
-            proposals = droplet.proposals()
-            if not proposals:
-                continue
-            known: dict[Point, tuple[float, ...] | None] = {}
-            fresh: list[tuple[Schedule, _Pending]] = []
-            taken: set[int] = set()
-            positions = [s.position for s in droplet.space.sites]
-            for point in proposals:
-                trace = with_point(descent.trace, droplet.space, point)
-                sch = replay(self.mod, trace, self.postprocs, self._new_seed())
-                # A compute location that is not valid replays as another one: an alias, not a point.
-                if sch is None or read_point(sch.trace, positions) != point:
-                    known[point] = None
-                    continue
-                key = module_key(sch.mod)
-                self.descended.add(key)
-                if key in self.measured:
-                    known[point] = self.measured[key].samples
-                elif key in taken:
-                    known[point] = None
-                else:
-                    taken.add(key)
-                    fresh.append((sch, _Pending(key, trace, point)))
-            # paired: one slot of the batch re-times the centre, the control of this batch's pairs
-            control = self._control(descent) if self.opts["paired"] and n >= 2 and fresh else None
-            room = n - (control is not None)
-            if len(fresh) > room:
-                fresh = self._rank(fresh)[:room]
-            if fresh:
-                descent.known = known
-                if control is None:
-                    return fresh
-                logger.info("droplet %s: re-timing the centre (%.4g ms) beside %d neighbours",
-                            self.context.task_name, droplet.best_time * 1e3, len(fresh))
-                return [*fresh, control]
-            self._observe(known)
-
-    def _control(self, descent: _Descent) -> tuple[Schedule, _Pending] | None:
-        """The centre's schedule, to be measured again beside its neighbours."""
-        droplet = descent.droplet
-        trace = with_point(descent.trace, droplet.space, droplet.center)
-        sch = replay(self.mod, trace, self.postprocs, self._new_seed())
-        if sch is None:  # replayed before, so not expected; the batch then goes without a control
-            return None
-        return sch, _Pending(module_key(sch.mod), trace, control=True)
-
-    def _rank(self, fresh: list[tuple[Schedule, _Pending]]) -> list[tuple[Schedule, _Pending]]:
+    def _rank(self, fresh: list[Proposal]) -> list[Proposal]:
         """Best predicted first by the cost model; without one, a seeded shuffle."""
         if self.cost_model is None:
             order = self.rng.permutation(len(fresh))
         else:
-            cands = [_candidate(sch) for sch, _ in fresh]
+            cands = [measure_candidate(sch) for sch, _ in fresh]
             scores = np.asarray(self.cost_model.predict(self.context, cands), dtype=float)
             order = np.argsort(-scores, kind="stable")
         return [fresh[i] for i in order]
 
-    def _observe(
-        self,
-        results: dict[Point, tuple[float, ...] | None],
-        control: tuple[float, ...] | None = None,
-        beside_control: dict[Point, tuple[float, ...] | None] | None = None,
-    ) -> None:
-        if self.descent.droplet.observe(results, control, beside_control) is not None:
-            logger.info(
-                "droplet %s: moved to %.4g ms", self.context.task_name, self.descent.droplet.best_time * 1e3
-            )
+    # ---------------------------------------------------------------- the plan
+    def generate(self) -> list[MeasureCandidate] | None:
+        while self.sent < self.max_trials:
+            n = min(self.batch, self.max_trials - self.sent)
+            if self.exploration.active:
+                picked = self.exploration.propose(n, self._is_new)
+                if picked is not None:
+                    return self._send(picked, exploring=True)
+                continue
+            picked = self.descents.next_batch(n, self.measured)
+            if picked is not None:
+                return self._send(picked, exploring=False)
+            if not self._refill():
+                return None
+        return None
+
+    def _send(self, picked: list[Proposal], exploring: bool) -> list[MeasureCandidate]:
+        self.pending = [p for _, p in picked]
+        self.exploring_batch = exploring
+        self.sent += len(picked)
+        return [measure_candidate(sch) for sch, _ in picked]
+
+    def _refill(self) -> bool:
+        """``spend_budget``: when the descents are done, explore one more batch and descend once more."""
+        if not self.opts["spend_budget"] or self.sent >= self.max_trials:
+            return False
+        self.fruitless_refills = self.fruitless_refills + 1 if self.sent == self.sent_at_refill else 0
+        if self.fruitless_refills >= MAX_EMPTY_ROUNDS:
+            return False
+        self.sent_at_refill = self.sent
+        # by now the cost model may have trained: rank with it if it has
+        source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.sent)
+        self.refills += 1
+        self.descents.allow_one_more()  # one descent per refill, from the best unvisited schedule
+        self.explore_source = source
+        self.exploration = self._exploration(source, min(self.batch, self.max_trials - self.sent))
+        logger.info("droplet %s: descents done with %d trials left; exploring %d more by %s",
+                    self.context.task_name, self.max_trials - self.sent, self.explore_left, source)
+        return True
 
     # ---------------------------------------------------------------- notify
     def notify(self, candidates: list[MeasureCandidate], results: list[RunnerResult]) -> None:
@@ -403,17 +192,17 @@ class _TaskState:
                 f"DropletSearch: {len(self.pending)} candidates were handed out but "
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
-        droplet_results: dict[Point, tuple[float, ...] | None] = {}
+        descent_results: dict[Point, tuple[float, ...] | None] = {}
         control: tuple[float, ...] | None = None
         failed: list[str] = []
-        for pending, result in zip(self.pending, results, strict=False):
+        for pending, result in zip(self.pending, results, strict=True):
             samples = None if result.error_msg else run_samples(result.run_secs)
             if pending.control:
                 control = samples
             if samples is not None or not pending.control:  # a failed re-run keeps the centre's samples
-                self.measured[pending.key] = _Measured(pending.trace, samples)
+                self.measured[pending.key] = Measured(pending.trace, samples)
             if pending.point is not None:
-                droplet_results[pending.point] = samples
+                descent_results[pending.point] = samples
             if samples is None:
                 secs = [float(getattr(x, "value", x)) for x in (result.run_secs or [])]
                 failed.append(result.error_msg or f"unusable run times {secs}")
@@ -422,29 +211,14 @@ class _TaskState:
                 "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
                 self.context.task_name, len(failed), len(results), str(failed[0]).strip().splitlines()[0][:200],
             )
-        if self.inner is not None and self.explore_left > 0:
-            self.inner.notify_runner_results(self._inner_batch, results)
         if self.exploring_batch:
-            self.explore_left = max(0, self.explore_left - len(self.pending))
-            if self.explore_left == 0:
-                self._end_explore()
-        elif self.descent is not None:
-            # Only this batch's neighbours were timed beside the control; known ones were not.
-            self._observe({**self.descent.known, **droplet_results}, control, droplet_results)
+            self.exploration.notify(results)
+        else:
+            self.descents.notify(descent_results, control)
         self.pending = []
 
     def close(self) -> None:
-        self._end_explore()
-
-
-def _candidate(sch: Schedule) -> MeasureCandidate:
-    return MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
-
-
-def _same_module(a, b) -> bool:
-    import tvm_ffi
-
-    return bool(tvm_ffi.structural_equal(a, b))
+        self.exploration.close()
 
 
 class _DropletSearch(PySearchStrategy):

@@ -89,7 +89,7 @@ def test_simulated_runner_answers_recorded_schedules_exactly_in_order(lab):
     assert (oracle.exact_answers, oracle.predicted_answers) == (12, 0)
     # zero noise: the same batch again gives identical answers
     again = _run(builder, runner, inputs, schedules)
-    assert [list(r.run_secs) for r in again] == [list(r.run_secs) for r in first]
+    assert [[float(s) for s in r.run_secs] for r in again] == [[float(s) for s in r.run_secs] for r in first]
 
 
 def test_simulated_runner_predicts_unrecorded_schedules_and_fails_recorded_failures(lab):
@@ -163,6 +163,18 @@ def test_simulate_end_to_end_through_tune_tir(landscape_dir, tmp_path):
     assert json.loads((tmp_path / "simulation.json").read_text())["stats"]["replay-trace"]["runs"] == 2
 
 
+def test_simulate_resumes_from_its_runs_and_refuses_another_setting(landscape_dir, tmp_path):
+    first = simulate(landscape_dir, parse_strategies("replay-trace"), trials=16, seeds=1, per_iter=16, out=tmp_path)
+    both = simulate(landscape_dir, parse_strategies("replay-trace,droplet:explore=replay"), trials=16, seeds=2,
+                    per_iter=16, out=tmp_path)
+    assert both.runs[0] == json.loads(json.dumps(first.runs[0]))  # kept, not run again
+    assert sorted((r["strategy"], r["seed"]) for r in both.runs) == sorted(
+        (s, seed) for s in ("replay-trace", "droplet:explore=replay") for seed in (1000, 1001))
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 4
+    with pytest.raises(ValueError, match="another setting"):
+        simulate(landscape_dir, parse_strategies("replay-trace"), trials=32, seeds=1, per_iter=16, out=tmp_path)
+
+
 def test_simulate_takes_a_strategy_instance_and_is_reproducible_without_noise(landscape_dir):
     runs = [simulate(landscape_dir, [ms_droplet.DropletSearch(explore="replay", num_seeds=1)], trials=32, seeds=1,
                      per_iter=16, noise_scale=0).runs[0] for _ in range(2)]
@@ -177,6 +189,7 @@ def test_surrogate_validation_reports_held_out_rank_agreement(lab):
     assert report["n"] == measured and report["n_top10"] >= 3
     # matmul-small's schedules span more than 10x in run time: features must rank them far better than chance
     assert report["spearman_all"] > 0.5
+    assert report["measurement_sd"] > 0 and -1 <= report["noise_ceiling_top10"] <= 1
 
 
 def test_parse_strategy_accepts_names_options_and_factories():

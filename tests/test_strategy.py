@@ -142,6 +142,19 @@ def test_same_seed_and_recorded_run_times_give_the_same_candidates(target):
     assert sum(len(b) for b in first) == 40
 
 
+def test_spend_budget_explores_again_instead_of_ending_early(target):
+    def run(spend):
+        strategy = ms_droplet.DropletSearch(explore_trials=8, num_seeds=1, spend_budget=spend, seed=3)
+        batches = drive(make_context(matmul_mod(), target, strategy), 160, 8, _recorded_run_times)
+        keys = [k for b in batches for k in b]
+        return len(keys), len(set(keys))
+
+    ended_early, _ = run(False)
+    spent, distinct = run(True)
+    assert ended_early < 160, "one descent should end the task early: nothing to compare"
+    assert spent == 160 and distinct == 160
+
+
 def test_schedules_in_the_database_are_never_measured_again(target):
     mod = matmul_mod()
     db = ms.database.MemoryDatabase()

@@ -113,6 +113,9 @@ def _check(args, parser) -> int:
     print(f"surrogate ({args.folds}-fold, held out): Spearman {report['spearman_all']:.3f} over all "
           f"{report['n']} schedules, {report['spearman_top10']:.3f} among the best 10% "
           f"({report['n_top10']}); median |log error| {report['median_abs_log_error']:.3f}")
+    print(f"noise ceiling among the best 10%: their log run times spread {report['top10_log_sd']:.4f} (sd), one "
+          f"measurement's noise is {report['measurement_sd']:.4f}; a perfect model would reach about "
+          f"{report['noise_ceiling_top10']:.2f} against these measured values")
     return 0
 
 
@@ -128,7 +131,10 @@ def _simulate(args, parser) -> int:
         parser.error(str(err))
     ls.load(args.landscape)
     out = args.out or args.landscape / f"sim-N{args.trials}"
-    result = simulate(args.landscape, specs, trials=args.trials, seeds=args.seeds, per_iter=args.per_iter,
-                      noise_scale=args.noise, out=out, stream=sys.stdout)
+    try:
+        result = simulate(args.landscape, specs, trials=args.trials, seeds=args.seeds, per_iter=args.per_iter,
+                          noise_scale=args.noise, out=out, stream=sys.stdout)
+    except ValueError as err:  # LandscapeError included: one line naming the file
+        parser.error(str(err))
     print(write_report(result, out))
     return 0

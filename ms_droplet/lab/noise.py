@@ -71,12 +71,14 @@ class NoiseModel:
     def draw(self, rng: np.random.Generator, values: np.ndarray, rounds: int) -> np.ndarray:
         """Samples (``len(values)`` x ``rounds``) for one batch of schedules of the given values."""
         values = np.asarray(values, dtype=float)
-        log = np.log(values)[:, None] + rng.normal(0.0, self.batch_sigma) if self.batch_sigma else np.log(values)[:, None]
+        log_noise = np.zeros((len(values), rounds))  # multiplied in, so zero noise returns the values exactly
+        if self.batch_sigma:
+            log_noise += rng.normal(0.0, self.batch_sigma)
         if self.candidate_sigma:
-            log = log + rng.normal(0.0, self.candidate_sigma, size=(len(values), 1))
+            log_noise += rng.normal(0.0, self.candidate_sigma, size=(len(values), 1))
         if self.sample_sigma:
-            log = log + rng.normal(0.0, self.sample_sigma, size=(len(values), rounds))
-        return np.exp(np.broadcast_to(log, (len(values), rounds)))
+            log_noise += rng.normal(0.0, self.sample_sigma, size=(len(values), rounds))
+        return values[:, None] * np.exp(log_noise)
 
     def describe(self) -> str:
         return (f"per-sample {100 * self.sample_sigma:.2f}%, per-batch drift {100 * self.batch_sigma:.2f}%, "

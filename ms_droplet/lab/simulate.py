@@ -14,6 +14,8 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +33,10 @@ from .strategies import StrategySpec, parse_strategies
 from .surrogate import feature_context, train
 
 __all__ = ["Simulation", "parse_strategies", "simulate", "write_report"]
+
+#: tuning seed of the first run: clear of the seeds a recording uses (0-2), whose replay phase a
+#: replay-trace run with the same seed would repeat schedule for schedule (all exact answers)
+SEED_BASE = 1000
 
 
 @dataclass
@@ -191,12 +197,14 @@ def simulate(
     out: str | Path | None = None,
     stream: TextIO | None = None,
 ) -> Simulation:
-    """Run every strategy ``seeds`` times (tuning seeds 0..seeds-1) on the landscape's simulated machine.
+    """Run every strategy ``seeds`` times on the landscape's simulated machine.
 
     ``strategies`` holds :class:`~.strategies.StrategySpec` (from :func:`parse_strategies`),
     MetaSchedule names, or ``SearchStrategy`` instances (each run gets a ``clone()``).
-    Runs go seed by seed, every strategy once per seed; with ``out`` the runs so far are written
-    to ``out/runs.jsonl`` as they finish.
+    Tuning seeds are ``SEED_BASE`` + 0, 1, ...; runs go seed by seed, every strategy once per
+    seed. With ``out``, runs are appended to ``out/runs.jsonl`` as they finish, and the runs
+    already there (same landscape, trials, batch size and noise) are kept and not run again:
+    an interrupted simulation resumes, and contenders run by separate calls share one report.
     """
     from tvm.target import Target
 
@@ -213,23 +221,30 @@ def simulate(
     mod, target = land.mod, Target(land.target)
     sim = Simulation(str(landscape_dir), land.workload, trials, seeds, noise.__dict__.copy(),
                      setup_s=time.perf_counter() - start)
-    print(f"simulate {land.workload}: {len(oracle.values)} recorded schedules, noise {noise.describe()}; "
-          f"{len(specs)} strategies x {seeds} seeds x {trials} trials", file=stream, flush=True)
+    setting = {"landscape": Path(landscape_dir).resolve().name, "trials": trials, "per_iter": per_iter,
+               "noise_scale": noise_scale}
     log = None
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        log = open(Path(out) / "runs.jsonl", "w")  # noqa: SIM115  (closed below, written run by run)
+        sim.runs = _earlier_runs(Path(out) / "runs.jsonl", setting)
+        log = open(Path(out) / "runs.jsonl", "a")  # noqa: SIM115  (closed below, written run by run)
+    done = {(r["strategy"], r["seed"]) for r in sim.runs}
+    print(f"simulate {land.workload}: {len(oracle.values)} recorded schedules, noise {noise.describe()}; "
+          f"{len(specs)} strategies x {seeds} seeds x {trials} trials ({len(done)} runs already in {out})",
+          file=stream, flush=True)
     try:
-        for seed in range(seeds):
-            for index, spec in enumerate(specs):
+        for seed in range(SEED_BASE, SEED_BASE + seeds):
+            for spec in specs:
+                if (spec.label, seed) in done:
+                    continue
                 run = run_once(mod, target, spec, oracle, noise, trials=trials, per_iter=per_iter, seed=seed,
-                               runner_seed=1000 * seed + index)
+                               runner_seed=seed * 7919 + zlib.crc32(spec.label.encode()) % 7919)
+                run.update(setting)
                 sim.runs.append(run)
                 if log is not None:
                     log.write(json.dumps(run) + "\n")
                     log.flush()
                 final = "n/a" if run["final_s"] is None else f"{run['final_s'] * 1e6:.2f} us"
-                print(f"  [{time.perf_counter() - start:7.1f} s] seed {seed + 1}/{seeds} {spec.label}: {final} "
+                print(f"  [{time.perf_counter() - start:7.1f} s] seed {seed - SEED_BASE + 1}/{seeds} {spec.label}: {final} "
                       f"({run['trials']} trials, {run['exact']} exact / {run['predicted']} predicted answers, "
                       f"strategy CPU {run['strategy_cpu_s']:.1f} s, wall {run['wall_s']:.1f} s)",
                       file=stream, flush=True)
@@ -237,6 +252,26 @@ def simulate(
         if log is not None:
             log.close()
     return sim
+
+
+def _earlier_runs(path: Path, setting: dict[str, Any]) -> list[dict[str, Any]]:
+    """Runs already in ``path``; an error naming the file when they were run with another setting."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return []
+    runs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            run = json.loads(line)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} line {number} is not JSON; use another --out") from None
+        other = {k: run.get(k) for k in setting}
+        if other != setting:
+            raise ValueError(f"{path} holds runs of another setting ({other}, not {setting}); use another --out")
+        runs.append(run)
+    return runs
 
 
 def _as_spec(strategy) -> StrategySpec:
@@ -298,7 +333,9 @@ def plot_curves(sim: Simulation, path: Path) -> Path:
             rows.append(np.where(idx >= 0, np.asarray(values)[np.maximum(idx, 0)], np.nan) * 1e6)
         if not rows:
             continue
-        q1, med, q3 = np.nanpercentile(np.vstack(rows), [25, 50, 75], axis=0)
+        with warnings.catch_warnings():  # trial counts before a run's first batch have no value yet
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q1, med, q3 = np.nanpercentile(np.vstack(rows), [25, 50, 75], axis=0)
         (line,) = ax.plot(grid, med, label=f"{label} (median of {len(rows)})")
         ax.fill_between(grid, q1, q3, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("trials")

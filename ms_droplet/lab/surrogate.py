@@ -90,6 +90,27 @@ def train(land: Landscape, context, seed: int = 0) -> Surrogate:
     return Surrogate.fit(x, y, seed)
 
 
+def noise_ceiling(land: Landscape, values: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """How well even a perfect model could seem to rank ``values``, each one noisy measurement.
+
+    With the landscape's noise model, Spearman between the values and the values measured once
+    more (median of 200 draws): an optimistic bound, since the values' own spread already
+    holds noise. When the noise of one measurement is as wide as the values' spread, a held-out
+    ranking cannot be reproduced, by a surrogate or by the machine.
+    """
+    from scipy.stats import spearmanr
+
+    from .noise import NoiseModel
+
+    noise = NoiseModel.fit(land)
+    rounds = float(np.median([len(m.secs) for m in land.measurements if m.secs] or [1]))
+    sd = float(np.sqrt(noise.batch_sigma**2 + noise.candidate_sigma**2 + noise.sample_sigma**2 / rounds))
+    logs = np.log(values)
+    rng = np.random.default_rng(seed)
+    draws = [spearmanr(logs, logs + rng.normal(0, sd, len(logs))).statistic for _ in range(200)] if sd else [1.0]
+    return {"measurement_sd": sd, "top10_log_sd": float(logs.std()), "noise_ceiling_top10": float(np.median(draws))}
+
+
 def validate(land: Landscape, folds: int = 5, seed: int = 0, context=None) -> dict[str, Any]:
     """Cross-validated rank agreement of the surrogate on held-out measured schedules.
 
@@ -111,6 +132,7 @@ def validate(land: Landscape, folds: int = 5, seed: int = 0, context=None) -> di
         predicted[held] = Surrogate.fit(x[train_rows], y[train_rows], seed).predict(x[held])
     top = np.argsort(y)[: max(len(y) // 10, 3)]
     return {
+        **noise_ceiling(land, y[top], seed),
         "n": len(y),
         "n_top10": len(top),
         "spearman_all": float(spearmanr(y, predicted).statistic),

@@ -1,0 +1,156 @@
+"""Exploration: where the schedules a descent starts from come from.
+
+Two sources, one interface (``propose(n, is_new)``, ``notify(results)``, ``close()``):
+random replay of the design spaces, and MetaSchedule's own evolutionary search driven from
+inside. :class:`Exploration` spends a budget of trials on one source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch
+from tvm.s_tir.schedule import Trace
+
+from .candidates import Pending, Proposal
+from .trace import base_trace, module_key, replay
+
+if TYPE_CHECKING:
+    from tvm.s_tir.meta_schedule import TuneContext
+
+SOURCES = ("auto", "evolutionary", "replay")
+# MetaSchedule's xgb cost model scores at random until it has trained on this many results
+# (XGBModel.num_warmup_samples): a shorter evolutionary exploration is ranked by noise, costs
+# ~30x replay's CPU per candidate, and measured no better (bench/, N=100), so "auto" replays.
+COST_MODEL_WARMUP = 100
+# Exploration rounds in a row that yield nothing new before exploration is declared exhausted.
+MAX_EMPTY_ROUNDS = 3
+
+IsNew = Callable[[int, set[int]], bool]  # (key, keys taken in this batch) -> not measured before
+
+
+def resolve_source(source: str, database, cost_model, ranked_after: int) -> str:
+    """``"auto"``: evolutionary search when it can rank by a trained cost model, else replay.
+
+    ``ranked_after`` is the number of results the cost model will have seen by the end of the
+    exploration (or has seen, for an exploration that starts late).
+    """
+    if source == "auto":
+        ranked = database is not None and cost_model is not None and ranked_after >= COST_MODEL_WARMUP
+        source = "evolutionary" if ranked else "replay"
+    if source == "evolutionary" and (database is None or cost_model is None):
+        raise ValueError(
+            "DropletSearch: explore='evolutionary' needs a database and a cost model, "
+            f"got database={database!r}, cost_model={cost_model!r}"
+        )
+    return source
+
+
+class ReplayExplorer:
+    """Random replay of the design spaces: every decision sampled afresh."""
+
+    def __init__(self, mod, design_traces: list[Trace], postprocs, new_seed: Callable[[], int],
+                 rng_index: Callable[[int], int], max_fail_count: int) -> None:
+        self.mod = mod
+        self.design_traces = design_traces
+        self.postprocs = postprocs
+        self.new_seed = new_seed
+        self.rng_index = rng_index
+        self.max_fail_count = max_fail_count
+
+    def propose(self, n: int, is_new: IsNew) -> list[Proposal]:
+        picked: list[Proposal] = []
+        taken: set[int] = set()
+        for _ in range(n * self.max_fail_count):
+            if len(picked) == n:
+                break
+            design = self.design_traces[self.rng_index(len(self.design_traces))]
+            sch = replay(self.mod, Trace(design.insts, {}), self.postprocs, self.new_seed())
+            if sch is None:
+                continue
+            key = module_key(sch.mod)
+            if is_new(key, taken):
+                taken.add(key)
+                picked.append((sch, Pending(key, base_trace(sch.trace))))
+        return picked
+
+    def notify(self, results) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class EvolutionaryExplorer:
+    """MetaSchedule's ``EvolutionarySearch`` driven from inside; schedules already known are dropped."""
+
+    def __init__(self, context: TuneContext, trials: int, batch: int, design_spaces, database, cost_model) -> None:
+        self.inner = EvolutionarySearch()
+        self.inner._initialize_with_tune_context(context)
+        self.inner.pre_tuning(trials, batch, design_spaces, database, cost_model)
+        self.kept: list = []  # what the inner strategy proposed and we kept, for its notify
+
+    def propose(self, n: int, is_new: IsNew) -> list[Proposal] | None:
+        candidates = self.inner.generate_measure_candidates()
+        if candidates is None:
+            return None
+        picked, kept, taken = [], [], set()
+        for cand in candidates:
+            key = module_key(cand.sch.mod)
+            if is_new(key, taken):
+                taken.add(key)
+                kept.append(cand)
+                picked.append((cand.sch, Pending(key, base_trace(cand.sch.trace))))
+        self.kept = kept
+        if not picked:
+            self.inner.notify_runner_results([], [])
+        return picked
+
+    def notify(self, results) -> None:
+        self.inner.notify_runner_results(self.kept, results)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.post_tuning()
+            self.inner = None
+
+
+class Exploration:
+    """A budget of exploration trials spent on one source."""
+
+    def __init__(self, source: str, explorer: ReplayExplorer | EvolutionaryExplorer, trials: int) -> None:
+        self.source = source
+        self.explorer = explorer
+        self.left = trials
+        self.empty_rounds = 0
+
+    @property
+    def active(self) -> bool:
+        return self.left > 0
+
+    def propose(self, n: int, is_new: IsNew) -> list[Proposal] | None:
+        """Up to ``n`` new candidates; ``None`` when the exploration is over (spent, exhausted or dry)."""
+        while self.left > 0:
+            picked = self.explorer.propose(min(n, self.left), is_new)
+            if picked is None:
+                break
+            if picked:
+                self.empty_rounds = 0
+                return picked
+            self.empty_rounds += 1
+            if self.empty_rounds >= MAX_EMPTY_ROUNDS:
+                break
+        self.close()
+        return None
+
+    def notify(self, results) -> None:
+        """Results of the batch it proposed last."""
+        self.explorer.notify(results)
+        self.left = max(0, self.left - len(results))
+        if self.left == 0:
+            self.close()
+
+    def close(self) -> None:
+        self.left = 0
+        self.explorer.close()

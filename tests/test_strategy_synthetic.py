@@ -1,0 +1,149 @@
+"""What DropletSearch decides inside its adapter, on a synthetic landscape with a known optimum.
+
+The schedules are real (a 32^3 matmul's design spaces, replayed with every postproc); their run
+times are a known function of the sampling decisions, so every decision can be checked:
+``1e-4 s * (1 + sum over tile sites of |log2 factor - log2 target| + 0.5 * unroll index)``,
+with targets (2, 2, 2, 4) for 4-level tiles and (8, 4) for 2-level ones. It is separable and
+every site can reach its target by moving one prime factor at a time, so a coordinate descent
+must reach the optimum, 1e-4 s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import make_context, matmul_mod
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.cost_model import PyCostModel
+
+import ms_droplet
+from ms_droplet.trace import base_trace, module_key
+
+OPTIMUM = 1e-4
+TARGETS = {4: (2, 2, 2, 4), 2: (8, 4)}
+
+
+def synthetic_seconds(sch) -> float:
+    trace = base_trace(sch.trace)
+    cost = 1.0
+    for inst in trace.insts:
+        if inst not in trace.decisions:
+            continue
+        decision = trace.decisions[inst]
+        if inst.kind.name == "SamplePerfectTile":
+            factors = [int(x) for x in decision]
+            target = TARGETS.get(len(factors))
+            if target and math.prod(factors) == math.prod(target):
+                cost += sum(abs(math.log2(f) - math.log2(t)) for f, t in zip(factors, target, strict=True))
+        elif inst.kind.name == "SampleCategorical":
+            cost += 0.5 * int(getattr(decision, "value", decision))
+    return OPTIMUM * cost
+
+
+def landscape(candidates):
+    """Recorded measurements of the synthetic landscape: two identical samples per candidate."""
+    return [ms.runner.RunnerResult([synthetic_seconds(c.sch)] * 2, None) for c in candidates]
+
+
+def run(strategy, max_trials, per_iter, database=None, cost_model=None):
+    """The generate/notify loop; returns the batches of times and the task state before post_tuning."""
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(max_trials, per_iter, ctx.generate_design_space(), database, cost_model)
+    state = strategy._state
+    batches = []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        results = landscape(cands)
+        if database is not None:
+            wl = database.commit_workload(ctx.mod)
+            for c, r in zip(cands, results, strict=True):
+                database.commit_tuning_record(ms.database.TuningRecord(c.sch.trace, wl, r.run_secs, ctx.target,
+                                                                       c.args_info))
+        ctx.notify_runner_results(cands, results)
+        batches.append([float(r.run_secs[0]) for r in results])
+    ctx.post_tuning()
+    return batches, state
+
+
+def target_cpu():
+    from ms_droplet.workloads import host_target
+
+    return host_target()
+
+
+def test_the_descent_walks_to_the_optimum_and_hands_the_rest_back():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1)
+    batches, state = run(strategy, 2000, 32)
+    explored = [t for b in batches[:1] for t in b]
+    times = [t for b in batches for t in b]
+    assert min(explored) > OPTIMUM * 1.5, "random replay should not find the optimum by itself"
+    assert min(times) == pytest.approx(OPTIMUM)
+    assert len(times) < 2000, "a converged descent with num_seeds=1 ends the task early"
+    assert state.descents.seeds_used == 1
+
+
+def test_restarts_up_to_num_seeds_from_the_best_unvisited_schedules():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=3, seed=2)
+    _, state = run(strategy, 4000, 32)
+    assert state.descents.seeds_used == 3
+    # every seed was a schedule measured before it was picked, and none twice
+    assert len(state.descents.descended) >= 3
+
+
+def test_spend_budget_keeps_exploring_and_descending_until_max_trials():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, spend_budget=True, seed=1)
+    batches, state = run(strategy, 1200, 32)
+    assert sum(len(b) for b in batches) == 1200
+    assert state.refills >= 1 and state.descents.seeds_used >= 1
+
+
+def test_a_warm_start_counts_towards_exploration():
+    db = ms.database.MemoryDatabase()
+    first = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=3)
+    run(first, 16, 16, database=db)  # exploration only: 16 records
+    again = ms_droplet.DropletSearch(explore="replay", explore_trials=40, num_seeds=1, seed=4)
+    ctx = make_context(matmul_mod(), target_cpu(), again)
+    ctx.pre_tuning(100, 16, ctx.generate_design_space(), db, None)
+    assert again._state.num_db_records == 16
+    assert again._state.explore_left == 40 - 16
+    ctx.post_tuning()
+
+
+@derived_object
+class RecordingOracleModel(PyCostModel):
+    """A cost model that knows the synthetic landscape (score = 1 / time) and records each query."""
+
+    def __init__(self) -> None:
+        self.queries: list[list[tuple[int, float]]] = []
+
+    def load(self, path: str) -> None:
+        pass
+
+    def save(self, path: str) -> None:
+        pass
+
+    def update(self, context, candidates, results) -> None:
+        pass
+
+    def predict(self, context, candidates) -> np.ndarray:
+        scores = [1.0 / synthetic_seconds(c.sch) for c in candidates]
+        self.queries.append([(module_key(c.sch.mod), s) for c, s in zip(candidates, scores, strict=True)])
+        return np.asarray(scores)
+
+
+def test_when_a_batch_cannot_hold_every_neighbour_the_cost_model_picks_them():
+    model = RecordingOracleModel()
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=8, num_seeds=1, seed=5)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(40, 4, ctx.generate_design_space(), None, model)
+    for _ in range(2):  # 8 exploration trials in batches of 4
+        cands = ctx.generate_measure_candidates()
+        ctx.notify_runner_results(cands, landscape(cands))
+    assert not model.queries
+    descent_batch = ctx.generate_measure_candidates()
+    assert len(model.queries) == 1 and len(model.queries[0]) > 4
+    ranked = sorted(model.queries[0], key=lambda q: -q[1])
+    assert [module_key(c.sch.mod) for c in descent_batch] == [key for key, _ in ranked[:4]]
+    ctx.post_tuning()

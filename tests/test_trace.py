@@ -1,0 +1,92 @@
+"""ms_droplet.trace on real design-space traces of a 32^3 matmul and a small conv2d."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import tvm
+from conftest import make_context, matmul_mod
+from tvm import te
+from tvm.s_tir.meta_schedule.testing import te_workload
+from tvm.s_tir.schedule import Schedule, Trace
+
+from ms_droplet.space import CATEGORICAL, COMPUTE_LOCATION, TILE
+from ms_droplet.trace import base_trace, count_loops, read_point, read_space, replay, with_point
+
+
+def _sampled(mod, target, seed=3):
+    """A schedule of the first design space with every decision sampled, and its base trace."""
+    ctx = make_context(mod, target)
+    spaces = ctx.generate_design_space()
+    postprocs = list(ctx.space_generator.postprocs)
+    sch = replay(mod, Trace(spaces[0].trace.insts, {}), postprocs, seed)
+    assert sch is not None
+    return sch, base_trace(sch.trace), postprocs
+
+
+def test_read_space_finds_every_sampling_site_with_its_legal_range(target):
+    mod = matmul_mod(32)
+    _, trace, _ = _sampled(mod, target)
+    space, point = read_space(trace, count_loops(mod, trace))
+    kinds = [s.kind for s in space.sites]
+    # matmul on llvm: 3 perfect tiles (i, j, k) and the unroll categorical
+    assert kinds.count(TILE) == 3 and kinds.count(CATEGORICAL) == 1
+    for site, value in zip(space.sites, point, strict=True):
+        inst = trace.insts[site.position]
+        if site.kind == TILE:
+            assert inst.kind.name == "SamplePerfectTile"
+            assert site.extent == 32 == math.prod(value)
+            assert value[-1] <= site.max_innermost
+        elif site.kind == CATEGORICAL:
+            assert inst.kind.name == "SampleCategorical" and 0 <= value < site.num_choices
+    assert read_point(trace, [s.position for s in space.sites]) == point
+
+
+def test_with_point_changes_exactly_the_decisions_asked_and_replays_them(target):
+    mod = matmul_mod(32)
+    _, trace, postprocs = _sampled(mod, target)
+    space, point = read_space(trace, count_loops(mod, trace))
+    tile = next(i for i, s in enumerate(space.sites) if s.kind == TILE)
+    levels = len(point[tile])
+    wanted = (32,) + (1,) * (levels - 1) if point[tile] != (32,) + (1,) * (levels - 1) else (1,) * (levels - 1) + (32,)
+    if wanted[-1] > space.sites[tile].max_innermost:
+        wanted = (2, 16) + (1,) * (levels - 2)
+    new_point = tuple(wanted if i == tile else v for i, v in enumerate(point))
+    changed = with_point(trace, space, new_point)
+    positions = [s.position for s in space.sites]
+    assert read_point(changed, positions) == new_point
+    assert read_point(trace, positions) == point, "the original trace must stay as it was"
+    sch = replay(mod, changed, postprocs, seed=1)
+    assert sch is not None and read_point(base_trace(sch.trace), positions) == new_point
+
+
+def _loops_in(sch) -> int:
+    """Distinct loops above any block, found through the schedule's own API (not a walk of the IR)."""
+
+    def blocks(parent):
+        for block in sch.get_child_blocks(parent):
+            yield block
+            yield from blocks(block)
+
+    return len({sch.get(loop) for block in blocks(sch.get_sblock("root")) for loop in sch.get_loops(block)})
+
+
+def test_count_loops_counts_the_loops_the_trace_makes_before_post_processing(target):
+    mod = matmul_mod(32)
+    assert count_loops(mod, Trace([], {})) == 3  # i, j, k
+    _, trace, _ = _sampled(mod, target)
+    plain = Schedule(mod)
+    trace.apply_to_schedule(plain, remove_postproc=True)
+    assert count_loops(mod, trace) == _loops_in(plain) >= 10  # 4 + 4 + 2 tile levels at least
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_conv2d_trace_has_a_compute_location_site_bounded_by_its_loops(target, seed):
+    mod = tvm.IRModule({"main": te.create_prim_func(te_workload.conv2d_nhwc(1, 8, 8, 8, 8, 3, 1, 1))})
+    _, trace, _ = _sampled(mod, target, seed)
+    loops = count_loops(mod, trace)
+    space, point = read_space(trace, loops)
+    locations = [(s, v) for s, v in zip(space.sites, point, strict=True) if s.kind == COMPUTE_LOCATION]
+    assert locations, "the padding block's compute location is a sampling site"
+    assert all(s.num_choices == loops and -2 <= v < loops for s, v in locations)
