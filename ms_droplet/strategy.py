@@ -252,7 +252,9 @@ class _DropletSearch(PySearchStrategy):
         descents in all; then the strategy returns ``None`` and the task ends early, handing
         the remaining budget back to the task scheduler. Restarts are bounded because each
         later seed is worse than the first and a full descent costs many trials; ending
-        early is the point of the method (good kernels much sooner).
+        early is the point of the method (good kernels much sooner). With
+        ``spend_budget=True`` the task does not end early: one more exploration batch and one
+        more descent follow, until ``max_trials``.
 
     Every candidate is new to the database: schedules already recorded (this run or an
     earlier one on the same work dir) are never measured again, their stored times are reused.
