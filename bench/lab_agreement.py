@@ -44,7 +44,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     bench = json.loads(args.bench.read_text())
     table = []
+    from ms_droplet.lab.simulate import load_simulation, write_report
+
     for sim_dir in args.sims:
+        write_report(load_simulation(sim_dir), sim_dir)  # every run in the dir, however many calls made them
         table += rows(json.loads((Path(sim_dir) / "simulation.json").read_text()), bench)
     lines = [f"Bench: `{args.bench}` ({bench['machine']['cpu']}, {bench['machine']['date']}); lab: "
              + ", ".join(f"`{s}`" for s in args.sims), "",

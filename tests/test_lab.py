@@ -20,7 +20,7 @@ import ms_droplet
 from ms_droplet.lab import landscape as ls
 from ms_droplet.lab.noise import NoiseModel
 from ms_droplet.lab.record import panel_size, record, schedule_of
-from ms_droplet.lab.simulate import parse_strategies, simulate, write_report
+from ms_droplet.lab.simulate import load_simulation, parse_strategies, simulate, write_report
 from ms_droplet.lab.simulated import RECORDED_FAILURE, Oracle, SimulatedBuilder, SimulatedRunner
 from ms_droplet.lab.strategies import parse_strategy
 from ms_droplet.lab.surrogate import feature_context, features, train, validate
@@ -161,6 +161,10 @@ def test_simulate_end_to_end_through_tune_tir(landscape_dir, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 4
     assert json.loads((tmp_path / "simulation.json").read_text())["stats"]["replay-trace"]["runs"] == 2
+    # a report from the runs file alone (no landscape, nothing run) gives the same statistics
+    again = load_simulation(tmp_path).stats()
+    assert {k: (v["median_us"], v["runs"]) for k, v in again.items()} == {
+        k: (pytest.approx(v["median_us"]), v["runs"]) for k, v in stats.items()}
 
 
 def test_simulate_resumes_from_its_runs_and_refuses_another_setting(landscape_dir, tmp_path):

@@ -32,7 +32,7 @@ from .simulated import PREFIX, Oracle, SimulatedBuilder, SimulatedRunner
 from .strategies import StrategySpec, parse_strategies
 from .surrogate import feature_context, train
 
-__all__ = ["Simulation", "parse_strategies", "simulate", "write_report"]
+__all__ = ["Simulation", "load_simulation", "parse_strategies", "simulate", "write_report"]
 
 #: tuning seed of the first run: clear of the seeds a recording uses (0-2), whose replay phase a
 #: replay-trace run with the same seed would repeat schedule for schedule (all exact answers)
@@ -274,6 +274,18 @@ def _earlier_runs(path: Path, setting: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
+def load_simulation(out: str | Path) -> Simulation:
+    """The runs in ``out/runs.jsonl`` as a :class:`Simulation`, for a report without running anything."""
+    path = Path(out) / "runs.jsonl"
+    if not path.exists():
+        raise ValueError(f"{path} does not exist: nothing was simulated into {out}")
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not runs:
+        raise ValueError(f"{path} holds no run")
+    seeds = max(sum(r["strategy"] == label for r in runs) for label in {r["strategy"] for r in runs})
+    return Simulation(runs[0]["landscape"], runs[0]["landscape"], runs[0]["trials"], seeds, {}, runs=runs)
+
+
 def _as_spec(strategy) -> StrategySpec:
     if isinstance(strategy, StrategySpec):
         return strategy
@@ -294,14 +306,14 @@ def write_report(sim: Simulation, out: str | Path) -> str:
          "noise": sim.noise, "setup_s": sim.setup_s, "stats": stats, "beats": beats,
          "command": " ".join(["ms-droplet", *sys.argv[1:]])}, indent=2))
     lines = [
-        f"{sim.workload}, {sim.trials} trials, {sim.seeds} seeds; value = noise-free run time of the "
+        f"{sim.workload}, {sim.trials} trials, up to {sim.seeds} seeds; value = noise-free run time of the "
         "schedule each run ends with (us).",
         "",
-        "| strategy | median | q1 | q3 | trials | strategy CPU (s) | wall (s) | exact answers | ends on a recorded schedule |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| strategy | runs | median | q1 | q3 | trials | strategy CPU (s) | wall (s) | exact answers | ends on a recorded schedule |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, s in stats.items():
-        lines.append(f"| {label} | {s['median_us']:.2f} | {s['q1_us']:.2f} | {s['q3_us']:.2f} | {s['trials']:.0f} | "
+        lines.append(f"| {label} | {s['runs']} | {s['median_us']:.2f} | {s['q1_us']:.2f} | {s['q3_us']:.2f} | {s['trials']:.0f} | "
                      f"{s['strategy_cpu_s']:.1f} | {s['wall_s']:.1f} | {100 * s['exact_share']:.0f}% | "
                      f"{100 * s['final_exact_share']:.0f}% |")
     if len(labels) > 1:
