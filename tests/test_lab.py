@@ -203,7 +203,8 @@ def test_parse_strategy_accepts_names_options_and_factories():
     custom = parse_strategy("ms_droplet.strategy:DropletSearch:num_seeds=4").make()
     assert custom.options["num_seeds"] == 4
     for bad, needle in [("simulated-annealing", "is not one of"), ("droplet:num_seeds=0", "num_seeds"),
-                        ("droplet:explore", "OPTION=VALUE"), ("no.such.module:f", "cannot import"),
+                        ("droplet:explore", "OPTION=VALUE"), ("droplet:nonsense=1", "nonsense"), ("no.such.module:f", "cannot import"),
+                        ("ms_droplet.strategy:DropletSearch:num_seeds=0", "num_seeds"),
                         ("evolutionary:x=1", "takes no options")]:
         with pytest.raises(ValueError, match=needle):
             parse_strategy(bad)

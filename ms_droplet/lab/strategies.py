@@ -64,12 +64,19 @@ def parse_strategy(spec: str) -> StrategySpec:
     if head == "droplet":
         from ..strategy import DropletSearch
 
-        DropletSearch(**options)  # bad options fail now, naming the value, not in the middle of a run
+        try:  # bad options fail now, naming the value, not in the middle of a run
+            DropletSearch(**options)
+        except TypeError as err:  # an option DropletSearch does not have
+            raise ValueError(f"strategy {spec!r}: {err}") from None
         return StrategySpec(text, lambda: DropletSearch(**options))
     try:
         factory = getattr(importlib.import_module(head), factory_name)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"strategy {spec!r}: cannot import {factory_name} from {head} ({err})") from None
+    try:  # made once now, so that a bad option or factory fails before any run
+        factory(**options)
+    except Exception as err:  # whatever the researcher's factory raises, named with the spec
+        raise ValueError(f"strategy {spec!r}: {factory_name}(**{options}) failed: {err}") from None
     return StrategySpec(text, lambda: factory(**options))
 
 
