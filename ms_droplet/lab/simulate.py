@@ -169,6 +169,8 @@ def run_once(mod, target, spec: StrategySpec, oracle: Oracle, noise: NoiseModel,
     clock = {"cpu_s": 0.0, "candidates": 0}
     callbacks = [ms.measure_callback.AddToDatabase(), ms.measure_callback.UpdateCostModel(), _CurveCallback(curve)]
     work_dir = tempfile.mkdtemp(prefix="ms-droplet-sim-")
+    # XGBModel scores with numpy's global generator until its warm-up: seeded, a run is repeatable
+    np.random.seed(seed)
     start = time.perf_counter()
     try:
         quiet_metaschedule()
