@@ -22,8 +22,9 @@ def plot_curves(runs: list[dict], out: Path, n: int) -> list[Path]:
             if not points:
                 continue
             trials, secs, best = zip(*points, strict=True)
-            by_trial.step(trials, best, where="post", label=run["contender"])
-            by_time.step(secs, best, where="post", label=run["contender"])
+            label = run["contender"] + (f" seed {run['seed']}" if run.get("seed") else "")
+            by_trial.step(trials, best, where="post", label=label)
+            by_time.step(secs, best, where="post", label=label)
         for ax, label in ((by_trial, "trials measured"), (by_time, "wall time (s)")):
             ax.set_xlabel(label)
             ax.set_ylabel("best latency so far (us)")

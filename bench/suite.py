@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -61,9 +62,13 @@ def parse_contender(spec: str, n: int) -> tuple[str, int, bool, dict[str, str]]:
     return strategy, (int(factor) if factor else 1) * n, post, options
 
 
-def work_dir_name(contender: str, n: int) -> str:
-    """A file name for a contender's work dir that any file system takes (no ':' or '@')."""
-    return contender.replace("@", "-at-").replace(":", "_").replace("=", "-") + f"-N{n}"
+def work_dir_name(contender: str, n: int, seed: int = 0) -> str:
+    """A file name for a contender's work dir that any file system takes (no ':' or '@').
+
+    Tuning seeds other than 0 get their own work dir (``-s1``): a database is a resume point.
+    """
+    name = contender.replace("@", "-at-").replace(":", "_").replace("=", "-") + f"-N{n}"
+    return name + (f"-s{seed}" if seed else "")
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -102,26 +107,27 @@ def load_runs(results: Path) -> list[dict]:
 def cmd_run(args) -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    done = {(r["workload"], r["contender"], r["n"]) for r in load_runs(results)}
+    done = {(r["workload"], r["contender"], r["n"], r.get("seed", 0)) for r in load_runs(results)}
     if args.jobs == 1:
         print("suite run: run this alone; other heavy jobs skew the timings", flush=True)
     else:
         print(f"suite run: {args.jobs} contenders at once: a smoke test, their timings are skewed", flush=True)
     todo = []
-    for workload in args.workloads:
-        for contender in args.contenders:
-            parse_contender(contender, args.n)
-            if (workload, contender, args.n) in done:
-                print(f"  {workload} {contender}: already in {results / 'runs.jsonl'}, skipped")
-                continue
-            todo.append((workload, contender))
+    for seed in args.seeds:  # seed by seed, so that a stopped run leaves whole seeds behind
+        for workload in args.workloads:
+            for contender in args.contenders:
+                parse_contender(contender, args.n)
+                if (workload, contender, args.n, seed) in done:
+                    print(f"  {workload} {contender} seed {seed}: already in {results / 'runs.jsonl'}, skipped")
+                    continue
+                todo.append((workload, contender, seed))
     running: list[tuple[str, str, subprocess.Popen]] = []
     while todo or running:
         while todo and len(running) < args.jobs:
-            workload, contender = todo.pop(0)
-            print(f"  {workload} {contender} (N={args.n}) ...", flush=True)
+            workload, contender, seed = todo.pop(0)
+            print(f"  {workload} {contender} (N={args.n}, seed {seed}) ...", flush=True)
             cmd = [sys.executable, str(HERE / "tune_one.py"), "--workload", workload, "--contender", contender,
-                   "--n", str(args.n), "--seed", str(args.seed), "--per-iter", str(args.per_iter),
+                   "--n", str(args.n), "--seed", str(seed), "--per-iter", str(args.per_iter),
                    "--results", str(results)]
             running.append((workload, contender, subprocess.Popen(cmd)))
         workload, contender, proc = running.pop(0)
@@ -181,23 +187,27 @@ def cmd_compare(args) -> int:
     summary = {"machine": machine_info(), "command": " ".join(["python", *sys.argv]), "rounds": args.rounds,
                "peak_gflops": peak, "peak_derivation": peak_how, "workloads": {}}
     for workload in args.workloads:
-        mine = {r["contender"]: r for r in runs if r["workload"] == workload and r["n"] == args.n}
-        if not mine:
+        by_seed = {(r["contender"], r.get("seed", 0)): r for r in runs if r["workload"] == workload and r["n"] == args.n}
+        if not by_seed:
             continue
+        mine: dict[str, list[dict]] = {}  # contender -> its runs, one per tuning seed
+        for (contender, _), run in sorted(by_seed.items(), key=lambda kv: kv[0][1]):
+            mine.setdefault(contender, []).append(run)
         wl = get_workload(workload)
         flops = flop_count(wl.mod)
         func = wl.mod["main"]
         arrays, tensors = _inputs_for(func, 0)
         timers = {}
-        for contender, run in mine.items():
-            db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
-            sch = ms.tir_integration.compile_tir(db, wl.mod, target)
-            if sch is None:
-                print(f"  {workload} {contender}: no valid schedule in {run['work_dir']}")
-                continue
-            lib = tvm.compile(sch.mod, target=target).jit()
-            evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
-            timers[contender] = evaluator_timer(evaluator, *tensors)
+        for contender, seeded in mine.items():
+            for run in seeded:
+                db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
+                sch = ms.tir_integration.compile_tir(db, wl.mod, target)
+                if sch is None:
+                    print(f"  {workload} {contender}: no valid schedule in {run['work_dir']}")
+                    continue
+                lib = tvm.compile(sch.mod, target=target).jit()
+                evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
+                timers[_label(contender, run.get("seed", 0))] = evaluator_timer(evaluator, *tensors)
         if workload.startswith("GMM"):
             x, y = arrays[0], arrays[1]
 
@@ -211,23 +221,38 @@ def cmd_compare(args) -> int:
                         return elapsed / reps
             timers["numpy"] = numpy_matmul
         samples = interleaved(timers, args.rounds)
-        med = medians(samples)
+        per_kernel = medians(samples)
+        # a contender's latency: the median over its tuning seeds of each seed's kernel (re-timed here)
+        med: dict[str, float] = {}
+        for name in [*mine, "numpy"]:
+            seeds = {s: v for (c, s), v in _unlabel(per_kernel).items() if c == name}
+            if seeds:
+                med[name] = statistics.median(seeds.values())
         entry = {"flops": flops, "contenders": {}}
         for name, latency in med.items():
-            row = {"latency_s": latency, "gflops": flops / latency / 1e9, "samples_s": samples[name]}
-            for ref in (BASELINE, BASELINE_10N, "numpy"):
+            row = {"latency_s": latency, "gflops": flops / latency / 1e9}
+            for ref in (BASELINE, BASELINE_10N, "replay-trace@N", "numpy"):
                 if ref in med and ref != name:
                     row[f"ratio_to_{ref}"] = latency / med[ref]
             if name in mine:
-                run = mine[name]
-                row.update({k: run[k] for k in ("wall_s", "trials", "failures", "strategy_cpu_per_candidate_ms")})
-                if "post_optimization" in run:
-                    row["post_optimization"] = run["post_optimization"]
+                seeded = mine[name]
+                row["seeds"] = {str(r.get("seed", 0)): {"latency_s": per_kernel.get(_label(name, r.get("seed", 0))),
+                                                        "samples_s": samples.get(_label(name, r.get("seed", 0)))}
+                                for r in seeded}
+                for key in ("wall_s", "trials", "failures", "strategy_cpu_per_candidate_ms"):
+                    row[key] = statistics.median(r[key] for r in seeded)
+                row["wall_per_trial_s"] = statistics.median(r["wall_s"] / max(r["trials"], 1) for r in seeded)
+                row["machines"] = sorted({r["machine"]["target"] for r in seeded})
+                if "post_optimization" in seeded[0]:
+                    row["post_optimization"] = [r.get("post_optimization") for r in seeded]
+            else:
+                row["samples_s"] = samples[name]
             if not math.isnan(peak):
                 row["fraction_of_peak"] = flops / latency / 1e9 / peak
             entry["contenders"][name] = row
         summary["workloads"][workload] = entry
         print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
+    summary["verdict"] = verdict(summary)
     # One set of outputs per N, so that a compare at another budget does not overwrite them.
     (results / f"summary-N{args.n}.json").write_text(json.dumps(summary, indent=2))
     (results / f"summary-N{args.n}.md").write_text(markdown_table(summary))
@@ -239,26 +264,93 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _label(contender: str, seed: int) -> str:
+    return contender if seed == 0 else f"{contender}#s{seed}"
+
+
+def _unlabel(values: dict[str, float]) -> dict[tuple[str, int], float]:
+    out = {}
+    for label, value in values.items():
+        contender, sep, seed = label.rpartition("#s")
+        out[(contender, int(seed)) if sep and seed.isdigit() else (label, 0)] = value
+    return out
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def verdict(summary: dict, contender: str = "droplet@N") -> dict:
+    """Issue 13's targets for ``contender`` over the workloads compared (per-workload medians over seeds)."""
+    out: dict = {"contender": contender}
+    entries = {w: e["contenders"] for w, e in summary["workloads"].items() if contender in e["contenders"]}
+    for ref, key in ((BASELINE, "vs_evolutionary"), ("replay-trace@N", "vs_replay"), (BASELINE_10N, "vs_evolutionary_10N")):
+        ratios = {w: rows[contender][f"ratio_to_{ref}"] for w, rows in entries.items() if f"ratio_to_{ref}" in rows[contender]}
+        if ratios:
+            out[key] = {"per_workload": ratios, "geomean": _geomean(list(ratios.values())), "max": max(ratios.values()),
+                        "seeds": {w: (len(rows[contender].get("seeds", {})), len(rows[ref].get("seeds", {})))
+                                  for w, rows in entries.items() if w in ratios}}
+    walls = {w: (rows[contender]["wall_per_trial_s"], rows[BASELINE]["wall_per_trial_s"]) for w, rows in entries.items()
+             if BASELINE in rows and "wall_per_trial_s" in rows[BASELINE]}
+    if walls:
+        out["wall_per_trial_vs_evolutionary"] = {w: a / b for w, (a, b) in walls.items()}
+    tens = {w: rows[contender]["wall_s"] / rows[BASELINE_10N]["wall_s"] for w, rows in entries.items()
+            if BASELINE_10N in rows and "wall_s" in rows[BASELINE_10N]}
+    if tens:
+        out["wall_vs_evolutionary_10N"] = tens
+    return out
+
+
+def verdict_lines(v: dict) -> list[str]:
+    lines = [f"Targets of issue 13 for {v['contender']} (per-workload median over tuning seeds):"]
+    for key, name, bound in (("vs_evolutionary", "evolutionary@N", 0.90), ("vs_replay", "replay-trace@N", 0.93)):
+        if key in v:
+            r = v[key]
+            lines.append(f"- geometric mean vs {name}: {r['geomean']:.3f} (target <= {bound:.2f}: "
+                         f"{'met' if r['geomean'] <= bound else 'NOT met'}) over {len(r['per_workload'])} workloads; "
+                         f"worst {r['max']:.3f}")
+    if "vs_evolutionary" in v:
+        worst = v["vs_evolutionary"]["max"]
+        lines.append(f"- no workload above 1.05x evolutionary@N: {'met' if worst <= 1.05 else 'NOT met'} (worst {worst:.3f})")
+    if "vs_evolutionary_10N" in v:
+        lines.append("- vs evolutionary@10N: " + ", ".join(f"{w} {r:.3f}" for w, r in v["vs_evolutionary_10N"]["per_workload"].items())
+                     + " (target <= 1.00); wall vs its wall: "
+                     + ", ".join(f"{w} {r:.2f}" for w, r in v.get("wall_vs_evolutionary_10N", {}).items()) + " (target <= 0.15)")
+    if "wall_per_trial_vs_evolutionary" in v:
+        lines.append("- tuning wall per trial vs evolutionary@N: "
+                     + ", ".join(f"{w} {r:.2f}" for w, r in v["wall_per_trial_vs_evolutionary"].items()) + " (target <= 1)")
+    return lines
+
+
 def markdown_table(summary: dict) -> str:
     lines = [
         f"Machine: {summary['machine']['cpu']}, {summary['machine']['logical_cores']} cores, "
         f"TVM {summary['machine']['tvm']}, {summary['machine']['date']}. "
         f"Kernel times: median of {summary['rounds']} interleaved rounds. Command: `{summary['command']}`",
         "",
-        "| workload | contender | latency (us) | GFLOPS | vs evo@N | vs evo@10N | vs numpy | tuning wall (s) | trials | strategy ms/cand |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| workload | contender | seeds | latency (us) | GFLOPS | vs evo@N | vs evo@10N | vs replay@N | vs numpy | "
+        "tuning wall (s) | trials | strategy ms/cand |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for workload, entry in summary["workloads"].items():
         for name, row in entry["contenders"].items():
             def fmt(key, spec=".2f", row=row):
                 return format(row[key], spec) if key in row and row[key] is not None else ""
+            seeds = row.get("seeds", {})
+            spread = (" (" + " / ".join(f"{s['latency_s'] * 1e6:.1f}" for s in seeds.values() if s["latency_s"]) + ")"
+                      if len(seeds) > 1 else "")
             lines.append(
-                f"| {workload} | {name} | {row['latency_s'] * 1e6:.1f} | {row['gflops']:.1f} | "
-                f"{fmt(f'ratio_to_{BASELINE}')} | {fmt(f'ratio_to_{BASELINE_10N}')} | {fmt('ratio_to_numpy')} | "
+                f"| {workload} | {name} | {len(seeds) or ''} | {row['latency_s'] * 1e6:.1f}{spread} | {row['gflops']:.1f} | "
+                f"{fmt(f'ratio_to_{BASELINE}')} | {fmt(f'ratio_to_{BASELINE_10N}')} | {fmt('ratio_to_replay-trace@N')} | "
+                f"{fmt('ratio_to_numpy')} | "
                 f"{fmt('wall_s', '.0f')} | {fmt('trials', 'd')} | {fmt('strategy_cpu_per_candidate_ms', '.1f')} |"
             )
     lines.append("")
-    lines.append("Ratios are latency / reference latency: below 1 is faster than the reference.")
+    lines.append("Latency: median over tuning seeds of each seed's kernel, re-timed interleaved here (seeds in "
+                 "brackets); wall, trials and ms/cand: medians over seeds. Ratios are latency / reference latency: "
+                 "below 1 is faster than the reference.")
+    if summary.get("verdict", {}).get("vs_evolutionary"):
+        lines += ["", *verdict_lines(summary["verdict"])]
     if summary.get("peak_derivation"):
         lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")
     return "\n".join(lines) + "\n"
@@ -276,6 +368,17 @@ def cmd_quick(args) -> int:
     return main(["compare", *base, "--rounds", "5"])
 
 
+def _seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-2"`` -> [0, 1, 2]."""
+    try:
+        if "-" in text:
+            low, high = (int(x) for x in text.split("-"))
+            return list(range(low, high + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds {text!r} are not like 0,1,2 or 0-2") from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,7 +389,7 @@ def main(argv=None) -> int:
         p.add_argument("--results", default=str(HERE / "results"))
         if name == "run":
             p.add_argument("--contenders", type=lambda s: s.split(","), default=CONTENDERS)
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seeds", type=_seeds, default=[0], help="tuning seeds, e.g. 0,1,2 or 0-2")
             p.add_argument("--per-iter", type=int, default=32)
             p.add_argument("--jobs", type=int, default=1, help="contenders tuned at once (>1 skews timings)")
         else:

@@ -46,7 +46,7 @@ def main() -> int:
     workload = get_workload(args.workload)
     target = host_target()
     results = Path(args.results)
-    work_dir = results / "work" / args.workload / work_dir_name(args.contender, args.n)
+    work_dir = results / "work" / args.workload / work_dir_name(args.contender, args.n, args.seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 

@@ -37,6 +37,7 @@ class Pending:
     trace: Trace
     point: Point | None = None  # set for a descent's candidates
     control: bool = False  # the descent's centre, re-timed beside its neighbours (paired=True)
+    descent: int = 0  # number of the descent that proposed it (0: an exploration candidate)
 
 
 #: a candidate schedule and what the strategy remembers of it

@@ -75,6 +75,7 @@ class Droplet:
         results: Mapping[Point, Sequence[float] | None],
         control: Sequence[float] | None = None,
         beside_control: Collection[Point] | None = None,
+        grow: bool = True,
     ) -> Point | None:
         """Take the measurements of some proposals; return the new centre, if one was accepted.
 
@@ -83,7 +84,9 @@ class Droplet:
         batch as the points of ``beside_control`` (default: all of ``results``): those are
         compared with it round by round (:func:`~ms_droplet.stats.is_faster_paired`), and it
         replaces the centre's older samples; other points (measured in other batches) are
-        compared with the centre's samples by :func:`~ms_droplet.stats.is_faster`.
+        compared with the centre's samples by :func:`~ms_droplet.stats.is_faster`. With
+        ``grow=False`` a batch without a better point leaves the radius as it is, so that the
+        rest of its neighbours can be tried first.
         """
         paired = set(results) if beside_control is None else set(beside_control)
         best: Point | None = None
@@ -96,7 +99,8 @@ class Droplet:
         if best is None:
             if control:
                 self.center_samples = tuple(control)
-            self.radius += 1
+            if grow:
+                self.radius += 1
             return None
         self.center, self.center_samples, self.radius = best, tuple(results[best]), 1
         self.accepted.append(best)

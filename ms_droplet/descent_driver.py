@@ -1,9 +1,12 @@
-"""Descents over real schedules: the TVM side of :mod:`.descent`, one descent at a time.
+"""Descents over real schedules: the TVM side of :mod:`.descent`.
 
 A descent starts from the best measured schedule no descent has visited; its proposals are
 replayed into schedules (aliases and failures are answered at once, schedules measured before
-with their samples), the rest are measured. With ``paired``, the centre is re-timed in the same
-batch as the control of its neighbours.
+with their samples), the rest are measured. With ``per_batch > 1`` several descents share each
+batch, each taking an equal part of it, so each moves after a few of its best-ranked
+neighbours instead of a whole batch of them. A descent screens up to ``screen`` neighbours at a
+radius (over one batch or several) before its radius grows. With ``paired``, each descent's
+centre is re-timed in the same batch as the control of its neighbours.
 """
 
 from __future__ import annotations
@@ -27,17 +30,20 @@ Samples = tuple[float, ...] | None
 
 @dataclass
 class Descent:
+    number: int  # 1, 2, ... in order of start: names the descent in logs and in Pending.descent
     droplet: Droplet
     trace: Trace  # base trace of the seed: the structure every point is replayed on
     known: dict[Point, Samples] = field(default_factory=dict)  # the batch in flight's answered points
+    screened: int = 0  # neighbours measured at the current radius since the last move
+    last_look: bool = True  # the batch in flight is this radius's last: no move then grows the radius
 
 
 class DescentDriver:
-    """Runs descents one after another, from ever later seeds, up to ``num_seeds`` of them."""
+    """Runs up to ``per_batch`` descents at a time, from ever later seeds, ``num_seeds`` in all."""
 
     def __init__(self, mod, postprocs, task_name: str, *, p_value: float, min_gain: float, paired: bool,
                  num_seeds: int, new_seed: Callable[[], int],
-                 rank: Callable[[list[Proposal]], list[Proposal]]) -> None:
+                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -47,9 +53,18 @@ class DescentDriver:
         self.num_seeds = num_seeds
         self.new_seed = new_seed
         self.rank = rank
-        self.descent: Descent | None = None
+        self.per_batch = per_batch
+        self.active: list[Descent] = []
+        self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
         self.seeds_used = 0
+        self.started = 0  # descents started, refills included: numbers them
+        self._taken: set[int] = set()  # keys in the batch being assembled
+
+    @property
+    def descent(self) -> Descent | None:
+        """The oldest active descent."""
+        return self.active[0] if self.active else None
 
     def allow_one_more(self) -> None:
         """Permit one more descent even when ``num_seeds`` are used up (a refill of the budget)."""
@@ -69,42 +84,70 @@ class DescentDriver:
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
             self.seeds_used += 1
-            self.descent = Descent(droplet, m.trace)
+            self.started += 1
+            self.active.append(Descent(self.started, droplet, m.trace))
             logger.info("droplet %s: descent %d from a seed at %.4g ms over %d sites",
-                        self.task_name, self.seeds_used, droplet.best_time * 1e3, len(space.sites))
+                        self.task_name, self.started, droplet.best_time * 1e3, len(space.sites))
             return True
         return False
 
     def next_batch(self, n: int, measured: dict[int, Measured]) -> list[Proposal] | None:
-        """Up to ``n`` candidates of the current descent (starting one if needed); ``None``: no descent left."""
+        """Up to ``n`` candidates of the active descents (starting new ones as others converge).
+
+        ``None``: no descent is left to run.
+        """
+        batch: list[Proposal] = []
+        self.in_flight = {}
+        self._taken = set()
+        while len(batch) < n:
+            while len(self.active) < self.per_batch and self._start(measured):
+                pass
+            waiting = [d for d in self.active if d.number not in self.in_flight]
+            if not waiting:
+                break
+            descent = waiting[0]
+            share = (n - len(batch)) // len(waiting)  # an equal part of what the batch has left
+            picked = self._propose(descent, max(share, 1), n, measured)
+            if picked is None:
+                droplet = descent.droplet
+                logger.info("droplet %s: descent %d converged at %.4g ms after %d accepted moves",
+                            self.task_name, descent.number, droplet.best_time * 1e3, len(droplet.accepted))
+                self.active.remove(descent)
+                continue
+            self.in_flight[descent.number] = descent
+            batch.extend(picked)
+        return batch or None
+
+    def _propose(self, descent: Descent, slots: int, n: int, measured: dict[int, Measured]) -> list[Proposal] | None:
+        """Up to ``slots`` candidates of one descent; ``None`` once it has converged."""
+        droplet = descent.droplet
         while True:
-            if self.descent is None or self.descent.droplet.converged:
-                if self.descent is not None:
-                    droplet = self.descent.droplet
-                    logger.info("droplet %s: descent %d converged at %.4g ms after %d accepted moves",
-                                self.task_name, self.seeds_used, droplet.best_time * 1e3, len(droplet.accepted))
-                self.descent = None
-                if not self._start(measured):
-                    return None
-            descent = self.descent
-            droplet = descent.droplet
             proposals = droplet.proposals()
             if not proposals:
-                continue
+                return None
             known, fresh = self._replay(descent, proposals, measured)
-            # paired: one slot of the batch re-times the centre, the control of this batch's pairs
-            control = self._control(descent) if self.paired and n >= 2 and fresh else None
-            room = n - (control is not None)
-            if len(fresh) > room:
-                fresh = self.rank(fresh)[:room]
+            # paired: one slot re-times the centre, the control of this descent's pairs
+            control = self._control(descent) if self.paired and slots >= 2 and fresh else None
+            room = slots - (control is not None)
+            # a radius is screened as deeply as one lone descent's batch would: n, less its control
+            screen = n - (1 if self.paired and n >= 2 else 0)
+            take = min(room, max(screen - descent.screened, 1))
+            if len(fresh) > take:
+                fresh = self.rank(fresh)[:take]
+                descent.last_look = descent.screened + take >= screen
+            else:
+                descent.last_look = True
             if fresh:
+                self._taken.update(p.key for _, p in fresh)
                 descent.known = known
+                descent.screened += len(fresh)
+                fresh = [(sch, Pending(p.key, p.trace, p.point, descent=descent.number)) for sch, p in fresh]
                 if control is None:
                     return fresh
-                logger.info("droplet %s: re-timing the centre (%.4g ms) beside %d neighbours",
-                            self.task_name, droplet.best_time * 1e3, len(fresh))
+                logger.info("droplet %s: descent %d re-times its centre (%.4g ms) beside %d neighbours",
+                            self.task_name, descent.number, droplet.best_time * 1e3, len(fresh))
                 return [*fresh, control]
-            self.observe(known)
+            self._observe(descent, known)
 
     def _replay(self, descent: Descent, proposals: list[Point],
                 measured: dict[int, Measured]) -> tuple[dict[Point, Samples], list[Proposal]]:
@@ -112,7 +155,6 @@ class DescentDriver:
         droplet = descent.droplet
         known: dict[Point, Samples] = {}
         fresh: list[Proposal] = []
-        taken: set[int] = set()
         positions = [s.position for s in droplet.space.sites]
         for point in proposals:
             trace = with_point(descent.trace, droplet.space, point)
@@ -125,10 +167,9 @@ class DescentDriver:
             self.descended.add(key)
             if key in measured:
                 known[point] = measured[key].samples
-            elif key in taken:
-                known[point] = None
+            elif key in self._taken or any(p.key == key for _, p in fresh):
+                known[point] = None  # the same schedule is already in this batch
             else:
-                taken.add(key)
                 fresh.append((sch, Pending(key, trace, point)))
         return known, fresh
 
@@ -139,14 +180,24 @@ class DescentDriver:
         sch = replay(self.mod, trace, self.postprocs, self.new_seed())
         if sch is None:  # replayed before, so not expected; the batch then goes without a control
             return None
-        return sch, Pending(module_key(sch.mod), trace, control=True)
+        return sch, Pending(module_key(sch.mod), trace, control=True, descent=descent.number)
 
-    def observe(self, results: dict[Point, Samples], control: Samples = None,
-                beside_control: dict[Point, Samples] | None = None) -> None:
-        if self.descent.droplet.observe(results, control, beside_control) is not None:
-            logger.info("droplet %s: moved to %.4g ms", self.task_name, self.descent.droplet.best_time * 1e3)
+    def _observe(self, descent: Descent, results: dict[Point, Samples], control: Samples = None,
+                 beside_control: dict[Point, Samples] | None = None) -> None:
+        droplet = descent.droplet
+        radius = droplet.radius
+        moved = droplet.observe(results, control, beside_control, grow=descent.last_look) is not None
+        if moved:
+            logger.info("droplet %s: descent %d moved to %.4g ms",
+                        self.task_name, descent.number, droplet.best_time * 1e3)
+        if moved or droplet.radius != radius:
+            descent.screened = 0
+        descent.last_look = True
 
-    def notify(self, results: dict[Point, Samples], control: Samples) -> None:
-        """Results of the batch it proposed last (only its own neighbours were timed beside the control)."""
-        if self.descent is not None:
-            self.observe({**self.descent.known, **results}, control, results)
+    def notify(self, results: dict[int, dict[Point, Samples]], controls: dict[int, Samples]) -> None:
+        """Results of the batch it proposed last, by descent number (only a descent's own
+        neighbours were timed beside its control)."""
+        for number, descent in self.in_flight.items():
+            own = results.get(number, {})
+            self._observe(descent, {**descent.known, **own}, controls.get(number), own)
+        self.in_flight = {}

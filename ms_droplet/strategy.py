@@ -104,6 +104,7 @@ class _TaskState:
         self.descents = DescentDriver(
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
+            per_batch=opts["descents_per_batch"],
         )
 
         planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
@@ -192,17 +193,17 @@ class _TaskState:
                 f"DropletSearch: {len(self.pending)} candidates were handed out but "
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
-        descent_results: dict[Point, tuple[float, ...] | None] = {}
-        control: tuple[float, ...] | None = None
+        descent_results: dict[int, dict[Point, tuple[float, ...] | None]] = {}
+        controls: dict[int, tuple[float, ...] | None] = {}
         failed: list[str] = []
         for pending, result in zip(self.pending, results, strict=True):
             samples = None if result.error_msg else run_samples(result.run_secs)
             if pending.control:
-                control = samples
+                controls[pending.descent] = samples
             if samples is not None or not pending.control:  # a failed re-run keeps the centre's samples
                 self.measured[pending.key] = Measured(pending.trace, samples)
             if pending.point is not None:
-                descent_results[pending.point] = samples
+                descent_results.setdefault(pending.descent, {})[pending.point] = samples
             if samples is None:
                 secs = [float(getattr(x, "value", x)) for x in (result.run_secs or [])]
                 failed.append(result.error_msg or f"unusable run times {secs}")
@@ -214,7 +215,7 @@ class _TaskState:
         if self.exploring_batch:
             self.exploration.notify(results)
         else:
-            self.descents.notify(descent_results, control)
+            self.descents.notify(descent_results, controls)
         self.pending = []
 
     def close(self) -> None:
@@ -289,6 +290,11 @@ class _DropletSearch(PySearchStrategy):
         evolutionary search once the cost model has trained on 100 results, else by replay) and
         descend once more from the best schedule no descent has visited, until ``max_trials``
         (or until three such rounds in a row find nothing new).
+    descents_per_batch : int >= 1, default 1
+        Descents run at once, from the best schedules no descent has visited, sharing each batch
+        in equal parts: each moves after its few best-ranked neighbours rather than a whole
+        batch of them. A radius is still screened as deeply as a lone descent's batch would
+        (over several batches) before it grows. ``num_seeds`` counts them all.
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -306,6 +312,7 @@ class _DropletSearch(PySearchStrategy):
         paired: bool = False,
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
+        descents_per_batch: int = 1,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
@@ -320,6 +327,7 @@ class _DropletSearch(PySearchStrategy):
             "paired": _check_bool("paired", paired),
             "min_gain": _check_min_gain(min_gain),
             "spend_budget": _check_bool("spend_budget", spend_budget),
+            "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None

@@ -187,7 +187,7 @@ def test_sigint_then_kill_then_resume_loses_nothing_and_measures_nothing_twice(t
     # their centre (logged each time; an interrupted batch is logged but not recorded). Nothing else
     # is measured twice.
     logs = "".join(p.read_text() for p in (work_dir / "logs").glob("*.log"))
-    assert len(keys) - len(set(keys)) <= logs.count("re-timing the centre"), "a schedule was measured twice"
+    assert len(keys) - len(set(keys)) <= logs.count("re-times its centre"), "a schedule was measured twice"
 
 
 # --- corrupt database files -------------------------------------------------------------------

@@ -147,3 +147,46 @@ def test_when_a_batch_cannot_hold_every_neighbour_the_cost_model_picks_them():
     ranked = sorted(model.queries[0], key=lambda q: -q[1])
     assert [module_key(c.sch.mod) for c in descent_batch] == [key for key, _ in ranked[:4]]
     ctx.post_tuning()
+
+
+def test_several_descents_share_each_batch_and_reach_the_optimum():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=3, descents_per_batch=3, seed=1)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(4000, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    owners, times = [], []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        owners.append([p.descent for p in state.pending])
+        results = landscape(cands)
+        ctx.notify_runner_results(cands, results)
+        times += [float(r.run_secs[0]) for r in results]
+    ctx.post_tuning()
+    descent_batches = [o for o in owners if any(o)]
+    assert max(len(set(o)) for o in descent_batches) == 3, "three descents in one batch"
+    # an equal part each: the first of three descents in a batch takes at most a third of its 32
+    assert all(o.count(o[0]) <= 10 for o in descent_batches if len(set(o)) == 3)
+    assert min(times) == pytest.approx(OPTIMUM)
+    assert state.descents.seeds_used == 3 and len(times) < 4000
+
+
+def test_a_descent_screens_a_whole_batch_worth_of_a_radius_before_it_grows():
+    # a flat landscape: no neighbour is ever faster, so only the screening depth decides the radius
+    flat = [ms.runner.RunnerResult([1e-4] * 2, None)]
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=8, num_seeds=4, descents_per_batch=4, seed=6)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(4000, 16, ctx.generate_design_space(), None, None)
+    cands = ctx.generate_measure_candidates()  # the exploration
+    ctx.notify_runner_results(cands, flat * len(cands))
+    first = None
+    radii = []
+    for _ in range(4):
+        cands = ctx.generate_measure_candidates()
+        pending = strategy._state.pending
+        first = first or next(d for d in strategy._state.descents.active if d.number == pending[0].descent)
+        radii.append((first.droplet.radius, sum(p.descent == first.number for p in pending)))
+        ctx.notify_runner_results(cands, flat * len(cands))
+    ctx.post_tuning()
+    share = radii[0][1]
+    assert share == 4, "16 candidates shared by 4 descents"
+    # 16 neighbours (a lone descent's batch) are screened at radius 1 in four batches of 4, then it grows
+    assert [r for r, _ in radii] == [1, 1, 1, 1] and first.droplet.radius == 2
