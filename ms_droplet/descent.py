@@ -4,14 +4,16 @@ A state machine with two calls: :meth:`Droplet.proposals` gives the unvisited ne
 the current radius; :meth:`Droplet.observe` takes what was measured of them. The best
 neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) becomes the new
 centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
-converged when the radius passes the largest range of any site.
+converged when the radius passes the largest range of any site. With ``two_site`` > 0, radius
+1 also offers that many sampled moves of two sites at once (for a cost model to rank).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection, Mapping, Sequence
 
-from .neighbourhood import neighbours
+from .neighbourhood import neighbours, two_site_neighbours
 from .space import DecisionSpace, Point
 from .stats import is_faster, is_faster_paired, mean
 
@@ -29,6 +31,12 @@ class Droplet:
         The seed's measured run times (seconds).
     p_value:
         Significance level of the acceptance test.
+    min_gain:
+        With a paired control: the least relative gain a move must show.
+    two_site:
+        Moves of two sites at once sampled into the radius-1 neighbourhood (0: none).
+    seed:
+        Seed of that sampling.
     """
 
     def __init__(
@@ -38,6 +46,8 @@ class Droplet:
         center_samples: Sequence[float],
         p_value: float = 0.05,
         min_gain: float = 0.0,
+        two_site: int = 0,
+        seed: int = 0,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -46,6 +56,8 @@ class Droplet:
         self.center_samples = tuple(center_samples)
         self.p_value = p_value
         self.min_gain = min_gain
+        self.two_site = two_site
+        self._rng = random.Random(seed)
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
@@ -64,7 +76,10 @@ class Droplet:
     def proposals(self) -> list[Point]:
         """Unvisited neighbours at the current radius, growing it past exhausted radii."""
         while not self.converged:
-            fresh = [p for p in neighbours(self.space, self.center, self.radius) if p not in self.visited]
+            points = neighbours(self.space, self.center, self.radius)
+            if self.radius == 1 and self.two_site:
+                points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
+            fresh = [p for p in points if p not in self.visited]
             if fresh:
                 return fresh
             self.radius += 1

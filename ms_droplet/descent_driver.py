@@ -43,7 +43,7 @@ class DescentDriver:
 
     def __init__(self, mod, postprocs, task_name: str, *, p_value: float, min_gain: float, paired: bool,
                  num_seeds: int, new_seed: Callable[[], int],
-                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1) -> None:
+                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1, two_site: int = 0) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -54,6 +54,7 @@ class DescentDriver:
         self.new_seed = new_seed
         self.rank = rank
         self.per_batch = per_batch
+        self.two_site = two_site
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
@@ -79,7 +80,8 @@ class DescentDriver:
             self.descended.add(key)
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
-                droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain)
+                droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
+                                  self.two_site, self.new_seed() if self.two_site else 0)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue

@@ -3,6 +3,8 @@
 - Tile sites: move a divisor made of ``radius`` prime factors from one tile level to another,
   so the product stays the loop extent; the innermost factor keeps within its limit.
 - Categorical and compute-location sites: the index moves by ``+radius`` or ``-radius``.
+- Two-site moves (:func:`two_site_neighbours`): radius-1 moves of two sites at once, as AutoTVM's
+  DropletTuner moved knobs together; there are many, so a seeded sample of them is taken.
 
 Every neighbour returned is legal in the space, differs from the point, and appears once; the
 order is deterministic (site order, then move order) so that a seeded search replays exactly.
@@ -10,6 +12,7 @@ order is deterministic (site order, then move order) so that a seeded search rep
 
 from __future__ import annotations
 
+import random
 from itertools import combinations
 
 from .space import COMPUTE_LOCATION_MIN, TILE, Decision, DecisionSpace, Point, Site, prime_factors
@@ -67,4 +70,18 @@ def neighbours(space: DecisionSpace, point: Point, radius: int) -> list[Point]:
         for move in site_moves(site, point[i], radius):
             if move != point[i]:
                 out[(*point[:i], move, *point[i + 1:])] = None
+    return list(out)
+
+
+def two_site_neighbours(space: DecisionSpace, point: Point, limit: int, rng: random.Random) -> list[Point]:
+    """Up to ``limit`` points, sampled by ``rng``, that move two sites of ``point`` by radius 1 each."""
+    moves = [[m for m in site_moves(site, point[i], 1) if m != point[i]] for i, site in enumerate(space.sites)]
+    pairs = [(i, a, j, b) for i, j in combinations(range(len(moves)), 2) for a in moves[i] for b in moves[j]]
+    if len(pairs) > limit:
+        pairs = rng.sample(pairs, limit)
+    out: dict[Point, None] = {}
+    for i, a, j, b in pairs:
+        new = list(point)
+        new[i], new[j] = a, b
+        out[tuple(new)] = None
     return list(out)

@@ -104,7 +104,7 @@ class _TaskState:
         self.descents = DescentDriver(
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
-            per_batch=opts["descents_per_batch"],
+            per_batch=opts["descents_per_batch"], two_site=opts["two_site_moves"],
         )
 
         planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
@@ -295,6 +295,10 @@ class _DropletSearch(PySearchStrategy):
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
         batch of them. A radius is still screened as deeply as a lone descent's batch would
         (over several batches) before it grows. ``num_seeds`` counts them all.
+    two_site_moves : int >= 0, default 0
+        Moves of two decisions at once (radius 1 each), sampled at random, added to each radius-1
+        neighbourhood: the cost model ranks them with the one-site moves, and the batch takes
+        the best-ranked. Without a cost model they are shuffled in with the rest.
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -313,6 +317,7 @@ class _DropletSearch(PySearchStrategy):
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
         descents_per_batch: int = 1,
+        two_site_moves: int = 0,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
@@ -328,6 +333,7 @@ class _DropletSearch(PySearchStrategy):
             "min_gain": _check_min_gain(min_gain),
             "spend_budget": _check_bool("spend_budget", spend_budget),
             "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
+            "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None

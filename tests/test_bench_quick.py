@@ -32,7 +32,8 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     assert rows["droplet@N"]["ratio_to_evolutionary@N"] == pytest.approx(
         rows["droplet@N"]["latency_s"] / rows["evolutionary@N"]["latency_s"]
     )
-    assert len(rows["droplet@N"]["samples_s"]) == 5
+    assert len(rows["droplet@N"]["seeds"]["0"]["samples_s"]) == 5
+    assert summary["verdict"]["vs_evolutionary"]["per_workload"]["GMM-0"] == rows["droplet@N"]["ratio_to_evolutionary@N"]
     assert "| GMM-0 | droplet@N |" in (tmp_path / "summary-N8.md").read_text()
     for png in ("curve-GMM-0.png", "ratios.png"):
         assert (tmp_path / "plots" / "N8" / png).read_bytes()[:4] == b"\x89PNG"
@@ -60,6 +61,41 @@ def test_contender_specs_parse_budget_post_and_droplet_options():
                 "droplet:runner=remote@N"):
         with pytest.raises(ValueError, match="contender"):
             parse(bad, 30)
+
+
+def test_tuning_seeds_get_their_own_work_dirs_and_parse_as_lists_or_ranges():
+    suite = _suite()
+    assert suite.work_dir_name("droplet@N", 300) == "droplet-at-N-N300"
+    assert suite.work_dir_name("droplet@N", 300, 2) == "droplet-at-N-N300-s2"
+    assert suite._seeds("0-2") == [0, 1, 2] and suite._seeds("0,3") == [0, 3]
+    with pytest.raises(Exception, match="'x'"):
+        suite._seeds("x")
+    assert suite._unlabel({"droplet@N#s2": 1.0, "droplet@N": 2.0, "numpy": 3.0}) == {
+        ("droplet@N", 2): 1.0, ("droplet@N", 0): 2.0, ("numpy", 0): 3.0}
+
+
+def test_verdict_takes_per_workload_medians_against_each_target():
+    suite = _suite()
+
+    def row(latency, seeds=3, wall=300.0):
+        return {"latency_s": latency, "seeds": {str(s): {} for s in range(seeds)}, "wall_s": wall,
+                "wall_per_trial_s": wall / 300}
+
+    summary = {"workloads": {}}
+    for workload, (drop, evo, rep) in {"A": (0.8, 1.0, 1.0), "B": (1.1, 1.0, 1.2)}.items():
+        rows = {"droplet@N": row(drop, wall=150.0), "evolutionary@N": row(evo), "replay-trace@N": row(rep, seeds=1)}
+        for name, values in rows.items():
+            for ref in ("evolutionary@N", "replay-trace@N"):
+                if ref != name:
+                    values[f"ratio_to_{ref}"] = values["latency_s"] / rows[ref]["latency_s"]
+        summary["workloads"][workload] = {"contenders": rows}
+    v = suite.verdict(summary)
+    assert v["vs_evolutionary"]["geomean"] == pytest.approx((0.8 * 1.1) ** 0.5)
+    assert v["vs_evolutionary"]["max"] == pytest.approx(1.1)
+    assert v["vs_replay"]["seeds"]["B"] == (3, 1)
+    assert v["wall_per_trial_vs_evolutionary"] == {"A": 0.5, "B": 0.5}
+    lines = "\n".join(suite.verdict_lines(v))
+    assert "0.938 (target <= 0.90: NOT met)" in lines and "worst 1.100" in lines
 
 
 def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():

@@ -106,3 +106,36 @@ def test_p_value_threshold_matters():
 def test_mean():
     assert mean([1.0, 2.0]) == 1.5
     assert mean([]) == math.inf
+
+
+def test_two_site_moves_change_exactly_two_sites_by_radius_one_and_are_sampled_reproducibly():
+    import random
+
+    from ms_droplet.neighbourhood import neighbours, two_site_neighbours
+
+    space = DecisionSpace((Site(TILE, 0, extent=16, max_innermost=16), Site(CATEGORICAL, 1, num_choices=4),
+                           Site(CATEGORICAL, 2, num_choices=4)))
+    point = ((4, 2, 2), 1, 2)
+    singles = set(neighbours(space, point, 1))
+    every = two_site_neighbours(space, point, 10_000, random.Random(0))
+    assert every and len(every) == len(set(every))
+    for p in every:
+        changed = [i for i in range(3) if p[i] != point[i]]
+        assert len(changed) == 2 and space.admits(p)
+        # each changed site took one of its radius-1 moves
+        assert all((*point[:i], p[i], *point[i + 1:]) in singles for i in changed)
+    sample = two_site_neighbours(space, point, 5, random.Random(3))
+    assert len(sample) == 5 and set(sample) <= set(every)
+    assert sample == two_site_neighbours(space, point, 5, random.Random(3))
+
+
+def test_radius_one_offers_two_site_moves_only_when_asked():
+    start = ((16, 1, 1), 0)
+    plain = Droplet(SPACE, start, (cost(start),))
+    # from here: two tile moves times one unroll move make two two-site moves; one is sampled
+    wide = Droplet(SPACE, start, (cost(start),), two_site=1, seed=1)
+    extra = set(wide.proposals()) - set(plain.proposals())
+    assert len(extra) == 1
+    assert all(p[0] != start[0] and p[1] != start[1] for p in extra)
+    every = Droplet(SPACE, start, (cost(start),), two_site=9, seed=1)
+    assert set(every.proposals()) - set(plain.proposals()) == {((8, 2, 1), 1), ((8, 1, 2), 1)}
