@@ -71,12 +71,12 @@ def main(argv=None) -> int:
         if b.error_msg:
             raise SystemExit(f"transfer: {r['contender']} rank {r['rank']} does not build: {b.error_msg[:300]}")
     runner = ms.runner.LocalRunner(evaluator_config=evaluator_config(3))
-    inputs = [ms.runner.RunnerInput(b.artifact_path, "llvm", r["candidate"].args_info) for r, b in zip(rows, builds, strict=True)]
+    inputs = [ms.runner.RunnerInput(b.artifact_path, "cpu", r["candidate"].args_info) for r, b in zip(rows, builds, strict=True)]
     for i in range(args.rounds):
         for r, future in zip(rows, runner.run(inputs), strict=True):
             result = future.result()
             if result.error_msg:
-                raise SystemExit(f"transfer: {r['contender']} rank {r['rank']} fails to run: {result.error_msg[:300]}")
+                raise SystemExit(f"transfer: {r['contender']} rank {r['rank']} fails to run: {result.error_msg[-1500:]}")
             r["runner_s"].append(statistics.mean(float(x) for x in result.run_secs))
         for r in rows:
             r["compare_s"].append(r["timer"]())
