@@ -62,11 +62,6 @@ class DescentDriver:
         self.started = 0  # descents started, refills included: numbers them
         self._taken: set[int] = set()  # keys in the batch being assembled
 
-    @property
-    def descent(self) -> Descent | None:
-        """The oldest active descent."""
-        return self.active[0] if self.active else None
-
     def allow_one_more(self) -> None:
         """Permit one more descent even when ``num_seeds`` are used up (a refill of the budget)."""
         self.seeds_used = min(self.seeds_used, self.num_seeds - 1)
