@@ -223,11 +223,14 @@ def cmd_compare(args) -> int:
         samples = interleaved(timers, args.rounds)
         per_kernel = medians(samples)
         # a contender's latency: the median over its tuning seeds of each seed's kernel (re-timed here)
+        labels = {name: [_label(name, r.get("seed", 0)) for r in seeded] for name, seeded in mine.items()}
         med: dict[str, float] = {}
-        for name in [*mine, "numpy"]:
-            seeds = {s: v for (c, s), v in _unlabel(per_kernel).items() if c == name}
-            if seeds:
-                med[name] = statistics.median(seeds.values())
+        for name, mine_labels in labels.items():
+            timed = [per_kernel[label] for label in mine_labels if label in per_kernel]
+            if timed:
+                med[name] = statistics.median(timed)
+        if "numpy" in per_kernel:
+            med["numpy"] = per_kernel["numpy"]
         entry = {"flops": flops, "contenders": {}}
         for name, latency in med.items():
             row = {"latency_s": latency, "gflops": flops / latency / 1e9}
@@ -236,9 +239,8 @@ def cmd_compare(args) -> int:
                     row[f"ratio_to_{ref}"] = latency / med[ref]
             if name in mine:
                 seeded = mine[name]
-                row["seeds"] = {str(r.get("seed", 0)): {"latency_s": per_kernel.get(_label(name, r.get("seed", 0))),
-                                                        "samples_s": samples.get(_label(name, r.get("seed", 0)))}
-                                for r in seeded}
+                row["seeds"] = {str(r.get("seed", 0)): {"latency_s": per_kernel.get(label), "samples_s": samples.get(label)}
+                                for r, label in zip(seeded, labels[name], strict=True)}
                 for key in ("wall_s", "trials", "failures", "strategy_cpu_per_candidate_ms"):
                     row[key] = statistics.median(r[key] for r in seeded)
                 row["wall_per_trial_s"] = statistics.median(r["wall_s"] / max(r["trials"], 1) for r in seeded)
@@ -266,14 +268,6 @@ def cmd_compare(args) -> int:
 
 def _label(contender: str, seed: int) -> str:
     return contender if seed == 0 else f"{contender}#s{seed}"
-
-
-def _unlabel(values: dict[str, float]) -> dict[tuple[str, int], float]:
-    out = {}
-    for label, value in values.items():
-        contender, sep, seed = label.rpartition("#s")
-        out[(contender, int(seed)) if sep and seed.isdigit() else (label, 0)] = value
-    return out
 
 
 def _geomean(values: list[float]) -> float:

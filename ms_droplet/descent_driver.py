@@ -152,6 +152,7 @@ class DescentDriver:
         droplet = descent.droplet
         known: dict[Point, Samples] = {}
         fresh: list[Proposal] = []
+        fresh_keys: set[int] = set()
         positions = [s.position for s in droplet.space.sites]
         for point in proposals:
             trace = with_point(descent.trace, droplet.space, point)
@@ -164,9 +165,10 @@ class DescentDriver:
             self.descended.add(key)
             if key in measured:
                 known[point] = measured[key].samples
-            elif key in self._taken or any(p.key == key for _, p in fresh):
+            elif key in self._taken or key in fresh_keys:
                 known[point] = None  # the same schedule is already in this batch
             else:
+                fresh_keys.add(key)
                 fresh.append((sch, Pending(key, trace, point)))
         return known, fresh
 
