@@ -93,7 +93,7 @@ def _iqr(values) -> float:
 
 
 def _save(key: str, value: dict) -> None:
-    from suite import machine_info
+    from ms_droplet.machine import machine_info
 
     path = RESULTS / "measurement.json"
     data = json.loads(path.read_text()) if path.exists() else {}

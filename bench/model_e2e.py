@@ -55,12 +55,13 @@ def cmd_tune(args) -> int:
     import logging
 
     import tvm.s_tir.tensor_intrin  # noqa: F401  (imported before the clock, as in tune_one.py)
-    from suite import machine_info, parse_contender, work_dir_name
+    from suite import parse_contender, work_dir_name
     from tune_one import _typed
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
     from ms_droplet.builder import fast_builder
+    from ms_droplet.machine import machine_info
     from ms_droplet.model_tuning import task_rows
     from ms_droplet.relax_pipeline import prepare
     from ms_droplet.runners import local_runner
@@ -112,9 +113,9 @@ def cmd_run(args) -> int:
 
 def cmd_compare(args) -> int:
     import numpy as np
-    from suite import machine_info
     from tvm.s_tir import meta_schedule as ms
 
+    from ms_droplet.machine import machine_info
     from ms_droplet.model_tuning import compile_model, run, time_interleaved
     from ms_droplet.relax_pipeline import prepare
     from ms_droplet.workloads import host_target

@@ -49,11 +49,11 @@ def main(argv=None) -> int:
 
     import psutil
     import tvm.s_tir.tensor_intrin  # noqa: F401
-    from suite import machine_info
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
     from ms_droplet.builder import fast_builder
+    from ms_droplet.machine import machine_info
     from ms_droplet.runners import local_runner
     from ms_droplet.workloads import get_workload, host_target
 

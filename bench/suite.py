@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -69,32 +67,6 @@ def work_dir_name(contender: str, n: int, seed: int = 0) -> str:
     """
     name = contender.replace("@", "-at-").replace(":", "_").replace("=", "-") + f"-N{n}"
     return name + (f"-s{seed}" if seed else "")
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (empty where it cannot be read)."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() not in info:
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return info
-
-
-def machine_info() -> dict:
-    import tvm
-
-    from ms_droplet.workloads import host_target
-
-    cpu = _cpuinfo().get("model name", platform.processor())
-    return {
-        "cpu": cpu, "logical_cores": os.cpu_count(), "target": str(host_target()),
-        "tvm": tvm.__version__, "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
 
 
 def load_runs(results: Path) -> list[dict]:
@@ -154,9 +126,10 @@ def _inputs_for(func, seed: int):
 
 def _peak_gflops() -> tuple[float, str]:
     """Peak fp32 rate from the clock, the cores and the vector FMA width the CPU reports."""
+    from ms_droplet.machine import cpuinfo
     from ms_droplet.workloads import physical_cores
 
-    info = _cpuinfo()
+    info = cpuinfo()
     if "cpu MHz" not in info:
         return math.nan, "unknown (no cpu MHz in /proc/cpuinfo)"
     mhz = float(info["cpu MHz"])
@@ -176,11 +149,16 @@ def cmd_compare(args) -> int:
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
+    from ms_droplet.machine import machine_info
     from ms_droplet.timing import evaluator_timer, interleaved, medians
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     results = Path(args.results)
-    runs = load_runs(results)
+    runs = [r for r in load_runs(results) if args.contenders is None or r["contender"] in args.contenders]
+    missing = set(args.contenders or ()) - {r["contender"] for r in runs if r["n"] == args.n}
+    if missing:
+        print(f"suite compare: no run of {sorted(missing)} at N={args.n} in {results}", file=sys.stderr)
+        return 2
     target = host_target()
     print("suite compare: run this alone; other heavy jobs skew the timings", flush=True)
     peak, peak_how = _peak_gflops()
@@ -256,12 +234,13 @@ def cmd_compare(args) -> int:
         print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
     summary["verdict"] = verdict(summary)
     # One set of outputs per N, so that a compare at another budget does not overwrite them.
-    (results / f"summary-N{args.n}.json").write_text(json.dumps(summary, indent=2))
-    (results / f"summary-N{args.n}.md").write_text(markdown_table(summary))
+    stem = f"N{args.n}" + (f"-{args.tag}" if args.tag else "")
+    (results / f"summary-{stem}.json").write_text(json.dumps(summary, indent=2))
+    (results / f"summary-{stem}.md").write_text(markdown_table(summary))
     from plots import plot_curves, plot_ratios
 
-    plot_curves(runs, results / "plots" / f"N{args.n}", args.n)
-    plot_ratios(summary, results / "plots" / f"N{args.n}")
+    plot_curves(runs, results / "plots" / stem, args.n)
+    plot_ratios(summary, results / "plots" / stem)
     print(markdown_table(summary))
     return 0
 
@@ -343,10 +322,10 @@ def markdown_table(summary: dict) -> str:
     lines.append("Latency: median over tuning seeds of each seed's kernel, re-timed interleaved here (seeds in "
                  "brackets); wall, trials and ms/cand: medians over seeds. Ratios are latency / reference latency: "
                  "below 1 is faster than the reference.")
-    if summary.get("verdict", {}).get("vs_evolutionary"):
-        lines += ["", *verdict_lines(summary["verdict"])]
     if summary.get("peak_derivation"):
         lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")
+    if summary.get("verdict", {}).get("vs_evolutionary"):
+        lines += ["", *verdict_lines(summary["verdict"])]
     return "\n".join(lines) + "\n"
 
 
@@ -373,6 +352,12 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds {text!r} are not like 0,1,2 or 0-2") from None
 
 
+def _tag(text: str) -> str:
+    if not text.replace("-", "").replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"tag {text!r} is not letters, digits, '-' and '_'")
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -381,13 +366,16 @@ def main(argv=None) -> int:
         p.add_argument("--workloads", type=lambda s: s.split(","), default=SUITE)
         p.add_argument("--n", type=int, default=300)
         p.add_argument("--results", default=str(HERE / "results"))
+        p.add_argument("--contenders", type=lambda s: s.split(","), default=CONTENDERS if name == "run" else None,
+                       help="default: " + (",".join(CONTENDERS) if name == "run" else "every contender run at this N"))
         if name == "run":
-            p.add_argument("--contenders", type=lambda s: s.split(","), default=CONTENDERS)
             p.add_argument("--seeds", type=_seeds, default=[0], help="tuning seeds, e.g. 0,1,2 or 0-2")
             p.add_argument("--per-iter", type=int, default=32)
             p.add_argument("--jobs", type=int, default=1, help="contenders tuned at once (>1 skews timings)")
         else:
             p.add_argument("--rounds", type=int, default=5)
+            p.add_argument("--tag", type=_tag, default=None, help="written to summary-N<n>-<tag>.*: a partial "
+                           "compare does not overwrite the full one")
     q = sub.add_parser("quick")
     q.add_argument("--out", default=str(HERE / "results" / "quick"))
     q.add_argument("--n", type=int, default=16)

@@ -37,10 +37,11 @@ def main(argv=None) -> int:
 
     import tvm
     import tvm.s_tir.tensor_intrin
-    from suite import _inputs_for, load_runs, machine_info
+    from suite import _inputs_for, load_runs
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.builder import fast_builder
+    from ms_droplet.machine import machine_info
     from ms_droplet.runners import evaluator_config
     from ms_droplet.timing import evaluator_timer
     from ms_droplet.workloads import get_workload, host_target

@@ -31,12 +31,13 @@ def main() -> int:
     # TuneContext imports every tensor intrinsic (about a minute here, the same for every contender):
     # done before the clock starts, so wall times compare the tuning itself.
     import tvm.s_tir.tensor_intrin  # noqa: F401
-    from suite import machine_info, parse_contender, work_dir_name
+    from suite import parse_contender, work_dir_name
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
     from ms_droplet.builder import fast_builder
     from ms_droplet.lab.strategies import typed
+    from ms_droplet.machine import machine_info
     from ms_droplet.progress import ProgressPrinter
     from ms_droplet.runners import evaluator_config, interleaved_runner
     from ms_droplet.timed import TimedStrategy

@@ -65,11 +65,8 @@ def make_context(mod, target, strategy=None, postprocs="default", seed=7):
 
 
 def measure(candidates, target, builder, runner):
-    """Build and run candidates with the real builder and runner."""
-    built = builder.build([ms.builder.BuilderInput(c.sch.mod, target) for c in candidates])
-    runs = iter(runner.run([
-        ms.runner.RunnerInput(b.artifact_path, "cpu", c.args_info)
-        for c, b in zip(candidates, built, strict=True)
-        if not b.error_msg
-    ]))
-    return [ms.runner.RunnerResult(None, b.error_msg) if b.error_msg else next(runs).result() for b in built]
+    """Build and run candidates with the real builder and runner: the lab's ``measure``, as RunnerResults."""
+    from ms_droplet.lab.record import measure as measure_schedules
+
+    pairs = measure_schedules([c.sch for c in candidates], target, builder, runner)
+    return [ms.runner.RunnerResult(None, error) if error else result for error, result in pairs]

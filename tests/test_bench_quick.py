@@ -39,13 +39,19 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
         assert (tmp_path / "plots" / "N8" / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def _suite():
+def _bench(name: str):
+    """A module of bench/, imported as the bench's scripts import each other."""
+    import importlib
+
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        import suite
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return suite
+
+
+def _suite():
+    return _bench("suite")
 
 
 def test_contender_specs_parse_budget_post_and_droplet_options():
@@ -123,3 +129,46 @@ def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
     assert from_evaluator() == 0.25 and args_seen == [("x", "y")]
     with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
         interleaved({"a": timer("a", [1.0])}, rounds=0)
+
+
+def test_transfer_times_a_runs_best_records_the_tuning_way_and_the_compare_way(tmp_path, target, builder, runner,
+                                                                                capsys):
+    import statistics
+
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet.workloads import get_workload
+
+    mod = get_workload("GMM-0").mod
+    work_dir = tmp_path / "work"
+    db = ms.tune_tir(mod, target, str(work_dir), max_trials_global=6, num_trials_per_iter=6, strategy="replay-trace",
+                     builder=builder, runner=runner, seed=0)
+    stored = sorted(statistics.mean(float(x) for x in r.run_secs) for r in db.get_all_tuning_records() if r.run_secs)
+    run = {"workload": "GMM-0", "contender": "replay-trace@N", "n": 6, "seed": 0, "work_dir": str(work_dir)}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
+    out = tmp_path / "transfer.json"
+    code = _bench("transfer").main(["--results", str(tmp_path), "--workload", "GMM-0", "--n", "6", "--top", "2",
+                                    "--rounds", "2", "--contenders", "replay-trace@N,droplet@N", "--out", str(out)])
+    assert code == 0
+    assert "droplet@N seed 0: no run in" in capsys.readouterr().err
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["contender"], r["rank"]) for r in rows] == [("replay-trace@N", 1), ("replay-trace@N", 2)]
+    assert [r["db_s"] for r in rows] == pytest.approx(stored[:2])  # the run's two best records, best first
+    for r in rows:
+        assert len(r["runner_s"]) == len(r["compare_s"]) == 2
+        assert all(0 < s < 0.5 for s in r["runner_s"] + r["compare_s"])
+    assert data["machine"]["llvm_cpu"] and data["machine"]["target"]
+
+
+def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, capsys):
+    suite = _suite()
+    run = {"workload": "GMM-0", "contender": "droplet@N", "n": 8, "seed": 0, "work_dir": str(tmp_path)}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
+    code = suite.main(["compare", "--results", str(tmp_path), "--n", "8", "--contenders", "droplet@N,evolutionary@10N"])
+    assert code == 2
+    assert "no run of ['evolutionary@10N'] at N=8" in capsys.readouterr().err
+    assert not list(tmp_path.glob("summary-*"))
+    with pytest.raises(SystemExit):
+        suite.main(["compare", "--results", str(tmp_path), "--tag", "a/b"])
+    assert "tag 'a/b' is not letters" in capsys.readouterr().err

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
+from ..machine import machine_info
 from ..trace import module_key, run_samples
 from . import landscape as ls
 
@@ -220,21 +220,3 @@ def add_work_dir(directory: str | Path, work_dir: str | Path) -> int:
                      trace_json(sch.trace)))
     ls.append(directory, rows, set(land.traces))
     return len(rows)
-
-
-def machine_info() -> dict[str, Any]:
-    import os
-    import platform
-
-    import tvm
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "llvm_cpu": tvm.target.codegen.llvm_get_system_cpu(), "logical_cores": os.cpu_count(),
-            "tvm": tvm.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
