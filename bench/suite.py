@@ -124,6 +124,20 @@ def _inputs_for(func, seed: int):
     return arrays, [tvm.runtime.tensor(a, tvm.cpu()) for a in arrays]
 
 
+def kernel_timer(mod, target, tensors):
+    """The compare's way to time a kernel: ``tvm.compile``, fixed inputs, ``time_evaluator`` of at least 100 ms.
+
+    ``bench/transfer.py`` times records this way too, so that its compare column is the compare's.
+    """
+    import tvm
+
+    from ms_droplet.timing import evaluator_timer
+
+    lib = tvm.compile(mod, target=target).jit()
+    evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
+    return evaluator_timer(evaluator, *tensors)
+
+
 def _peak_gflops() -> tuple[float, str]:
     """Peak fp32 rate from the clock, the cores and the vector FMA width the CPU reports."""
     from ms_droplet.machine import cpuinfo
@@ -146,11 +160,10 @@ def _peak_gflops() -> tuple[float, str]:
 
 def cmd_compare(args) -> int:
     import numpy as np
-    import tvm
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.machine import machine_info
-    from ms_droplet.timing import evaluator_timer, interleaved, medians
+    from ms_droplet.timing import interleaved, medians
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     results = Path(args.results)
@@ -183,9 +196,7 @@ def cmd_compare(args) -> int:
                 if sch is None:
                     print(f"  {workload} {contender}: no valid schedule in {run['work_dir']}")
                     continue
-                lib = tvm.compile(sch.mod, target=target).jit()
-                evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
-                timers[_label(contender, run.get("seed", 0))] = evaluator_timer(evaluator, *tensors)
+                timers[_label(contender, run.get("seed", 0))] = kernel_timer(sch.mod, target, tensors)
         if workload.startswith("GMM"):
             x, y = arrays[0], arrays[1]
 

@@ -35,15 +35,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the table")
     args = parser.parse_args(argv)
 
-    import tvm
-    import tvm.s_tir.tensor_intrin
-    from suite import _inputs_for, load_runs
+    import tvm.s_tir.tensor_intrin  # noqa: F401  (records may use registered tensor intrinsics)
+    from suite import _inputs_for, kernel_timer, load_runs
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.builder import fast_builder
     from ms_droplet.machine import machine_info
     from ms_droplet.runners import evaluator_config
-    from ms_droplet.timing import evaluator_timer
     from ms_droplet.workloads import get_workload, host_target
 
     target = host_target()
@@ -62,10 +60,8 @@ def main(argv=None) -> int:
             for rank, record in enumerate(db.get_top_k(db.commit_workload(wl.mod), args.top)):
                 cand = record.as_measure_candidate()
                 secs = [float(x) for x in record.run_secs]
-                lib = tvm.compile(cand.sch.mod, target=target).jit()
-                evaluator = lib.time_evaluator("main", tvm.cpu(), number=1, repeat=1, min_repeat_ms=100)
                 rows.append({"contender": contender, "seed": seed, "rank": rank + 1, "db_s": statistics.mean(secs),
-                             "candidate": cand, "timer": evaluator_timer(evaluator, *tensors),
+                             "candidate": cand, "timer": kernel_timer(cand.sch.mod, target, tensors),
                              "runner_s": [], "compare_s": []})
     builds = fast_builder().build([ms.builder.BuilderInput(r["candidate"].sch.mod, target) for r in rows])
     for r, b in zip(rows, builds, strict=True):
