@@ -168,9 +168,14 @@ def cmd_compare(args) -> int:
 
     results = Path(args.results)
     runs = [r for r in load_runs(results) if args.contenders is None or r["contender"] in args.contenders]
-    missing = set(args.contenders or ()) - {r["contender"] for r in runs if r["n"] == args.n}
+    # a workload with a run of any contender asked for needs a run of each of them
+    have = {(r["workload"], r["contender"]) for r in runs if r["n"] == args.n}
+    missing = [f"{c} on {w}" for w in args.workloads if any(hw == w for hw, _ in have)
+               for c in args.contenders or () if (w, c) not in have]
+    if args.contenders and not have:
+        missing = list(args.contenders)
     if missing:
-        print(f"suite compare: no run of {sorted(missing)} at N={args.n} in {results}", file=sys.stderr)
+        print(f"suite compare: no run of {', '.join(missing)} at N={args.n} in {results}", file=sys.stderr)
         return 2
     target = host_target()
     print("suite compare: run this alone; other heavy jobs skew the timings", flush=True)

@@ -6,6 +6,9 @@ neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) beco
 centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
 converged when the radius passes the largest range of any site. With ``two_site`` > 0, radius
 1 also offers that many sampled moves of two sites at once (for a cost model to rank).
+A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
+centres: a build that takes longer than the builder's timeout comes from what the move sets
+(a deep unroll, a compute location inside a long loop), not from where it starts.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 
 from .neighbourhood import neighbours, two_site_neighbours
-from .space import DecisionSpace, Point
+from .space import Decision, DecisionSpace, Point
 from .stats import is_faster, is_faster_paired, mean
 
 
@@ -61,6 +64,7 @@ class Droplet:
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
+        self.banned: set[frozenset[tuple[int, Decision]]] = set()  # moves that timed out: site -> value
         self._max_radius = space.max_radius()
 
     @property
@@ -79,11 +83,25 @@ class Droplet:
             points = neighbours(self.space, self.center, self.radius)
             if self.radius == 1 and self.two_site:
                 points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
-            fresh = [p for p in points if p not in self.visited]
+            fresh = [p for p in points if p not in self.visited and not self._is_banned(p)]
             if fresh:
                 return fresh
             self.radius += 1
         return []
+
+    def _changes(self, point: Point) -> frozenset[tuple[int, Decision]]:
+        return frozenset((i, v) for i, (v, c) in enumerate(zip(point, self.center, strict=True)) if v != c)
+
+    def _is_banned(self, point: Point) -> bool:
+        changes = self._changes(point)
+        return any(move <= changes for move in self.banned)
+
+    def ban_move(self, point: Point) -> None:
+        """Never again offer the move from the current centre to ``point`` (the sites it sets to
+        its values), from this centre or any later one: ``point`` timed out."""
+        changes = self._changes(point)
+        if changes:
+            self.banned.add(changes)
 
     def observe(
         self,

@@ -43,7 +43,8 @@ class DescentDriver:
 
     def __init__(self, mod, postprocs, task_name: str, *, p_value: float, min_gain: float, paired: bool,
                  num_seeds: int, new_seed: Callable[[], int],
-                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1, two_site: int = 0) -> None:
+                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1, two_site: int = 0,
+                 avoid_timed_out_moves: bool = True) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -55,6 +56,7 @@ class DescentDriver:
         self.rank = rank
         self.per_batch = per_batch
         self.two_site = two_site
+        self.avoid_timed_out_moves = avoid_timed_out_moves
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
@@ -193,10 +195,19 @@ class DescentDriver:
             descent.screened = 0
         descent.last_look = True
 
-    def notify(self, results: dict[int, dict[Point, Samples]], controls: dict[int, Samples]) -> None:
+    def notify(self, results: dict[int, dict[Point, Samples]], controls: dict[int, Samples],
+               timed_out: dict[int, list[Point]] | None = None) -> None:
         """Results of the batch it proposed last, by descent number (only a descent's own
-        neighbours were timed beside its control)."""
+        neighbours were timed beside its control). With ``avoid_timed_out_moves``, a descent never
+        proposes again the moves of its ``timed_out`` points: one such candidate in a small batch
+        costs the batch the whole timeout."""
         for number, descent in self.in_flight.items():
+            slow = (timed_out or {}).get(number, []) if self.avoid_timed_out_moves else []
+            for point in slow:
+                descent.droplet.ban_move(point)
+            if slow:
+                logger.info("droplet %s: descent %d will not repeat the moves of %d candidates that timed out",
+                            self.task_name, number, len(slow))
             own = results.get(number, {})
             self._observe(descent, {**descent.known, **own}, controls.get(number), own)
         self.in_flight = {}

@@ -105,6 +105,7 @@ class _TaskState:
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
             per_batch=opts["descents_per_batch"], two_site=opts["two_site_moves"],
+            avoid_timed_out_moves=opts["avoid_timed_out_moves"],
         )
 
         planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
@@ -195,6 +196,7 @@ class _TaskState:
             )
         descent_results: dict[int, dict[Point, tuple[float, ...] | None]] = {}
         controls: dict[int, tuple[float, ...] | None] = {}
+        timed_out: dict[int, list[Point]] = {}
         failed: list[str] = []
         for pending, result in zip(self.pending, results, strict=True):
             samples = None if result.error_msg else run_samples(result.run_secs)
@@ -207,6 +209,8 @@ class _TaskState:
             if samples is None:
                 secs = [float(getattr(x, "value", x)) for x in (result.run_secs or [])]
                 failed.append(result.error_msg or f"unusable run times {secs}")
+                if pending.point is not None and "timeout" in str(result.error_msg).lower():
+                    timed_out.setdefault(pending.descent, []).append(pending.point)
         if failed:
             logger.warning(
                 "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
@@ -215,7 +219,7 @@ class _TaskState:
         if self.exploring_batch:
             self.exploration.notify(results)
         else:
-            self.descents.notify(descent_results, controls)
+            self.descents.notify(descent_results, controls, timed_out)
         self.pending = []
 
     def close(self) -> None:
@@ -299,6 +303,11 @@ class _DropletSearch(PySearchStrategy):
         Moves of two decisions at once (radius 1 each), sampled at random, added to each radius-1
         neighbourhood: the cost model ranks them with the one-site moves, and the batch takes
         the best-ranked. Without a cost model they are shuffled in with the rest.
+    avoid_timed_out_moves : bool, default True
+        A descent does not propose again a move (the decisions it sets, to the values it sets
+        them) whose candidate timed out in the builder or the runner, from any later centre:
+        such a build comes from what the move sets (a deep unroll, a compute location inside
+        a long loop), and one timeout stalls a small descent batch for the whole timeout.
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -318,6 +327,7 @@ class _DropletSearch(PySearchStrategy):
         spend_budget: bool = False,
         descents_per_batch: int = 1,
         two_site_moves: int = 0,
+        avoid_timed_out_moves: bool = True,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
@@ -334,6 +344,7 @@ class _DropletSearch(PySearchStrategy):
             "spend_budget": _check_bool("spend_budget", spend_budget),
             "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
+            "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None

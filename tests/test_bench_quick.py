@@ -163,11 +163,16 @@ def test_transfer_times_a_runs_best_records_the_tuning_way_and_the_compare_way(t
 
 def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, capsys):
     suite = _suite()
-    run = {"workload": "GMM-0", "contender": "droplet@N", "n": 8, "seed": 0, "work_dir": str(tmp_path)}
-    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
-    code = suite.main(["compare", "--results", str(tmp_path), "--n", "8", "--contenders", "droplet@N,evolutionary@10N"])
+    runs = [{"workload": w, "contender": c, "n": 8, "seed": 0, "work_dir": str(tmp_path)}
+            for w, c in (("GMM-0", "droplet@N"), ("GMM-0", "evolutionary@10N"), ("C2D-0", "droplet@N"))]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    code = suite.main(["compare", "--results", str(tmp_path), "--n", "8", "--workloads", "GMM-0,C2D-0",
+                       "--contenders", "droplet@N,evolutionary@10N"])
     assert code == 2
-    assert "no run of ['evolutionary@10N'] at N=8" in capsys.readouterr().err
+    assert "no run of evolutionary@10N on C2D-0 at N=8" in capsys.readouterr().err
+    code = suite.main(["compare", "--results", str(tmp_path), "--n", "16", "--contenders", "droplet@N"])
+    assert code == 2
+    assert "no run of droplet@N at N=16" in capsys.readouterr().err
     assert not list(tmp_path.glob("summary-*"))
     with pytest.raises(SystemExit):
         suite.main(["compare", "--results", str(tmp_path), "--tag", "a/b"])

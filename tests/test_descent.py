@@ -139,3 +139,20 @@ def test_radius_one_offers_two_site_moves_only_when_asked():
     assert all(p[0] != start[0] and p[1] != start[1] for p in extra)
     every = Droplet(SPACE, start, (cost(start),), two_site=9, seed=1)
     assert set(every.proposals()) - set(plain.proposals()) == {((8, 2, 1), 1), ((8, 1, 2), 1)}
+
+
+def test_a_move_that_timed_out_is_not_offered_again_from_later_centres():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),))
+    first = droplet.proposals()
+    slow_build = ((16, 1, 1), 1)  # the unroll move 0 -> 1 timed out
+    assert slow_build in first
+    droplet.ban_move(slow_build)
+    tile_move = next(p for p in first if p[1] == 0)
+    droplet.observe({**dict.fromkeys(first), tile_move: (0.01,)})  # the centre moves on a tile site
+    assert droplet.center == tile_move and droplet.radius == 1
+    later = droplet.proposals()
+    assert later and all(p[1] != 1 for p in later), "unroll -> 1 is banned from every centre"
+    assert (tile_move[0], 2) not in later  # radius 2 on unroll is not reached yet at radius 1
+    droplet.radius = 2
+    assert (tile_move[0], 2) in droplet.proposals(), "other values of the same site stay open"

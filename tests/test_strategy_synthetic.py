@@ -111,6 +111,42 @@ def test_a_warm_start_counts_towards_exploration():
     ctx.post_tuning()
 
 
+def _timeouts_per_descent(avoid: bool) -> dict[int, int]:
+    """Timed-out candidates of each descent, where (injected fault) every schedule with unroll
+    index 1 "times out" in the builder. The optimum has unroll index 0, so every centre there has
+    unroll -> 1 as a radius-1 neighbour."""
+    def unroll_index(sch) -> int:
+        trace = base_trace(sch.trace)
+        return next(int(getattr(d, "value", d)) for i, d in trace.decisions.items()
+                    if i.kind.name == "SampleCategorical")
+
+    timeout = ms.runner.RunnerResult(None, "LocalBuilder: Timeout, killed after 30.0 seconds")
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=2, seed=1,
+                                        avoid_timed_out_moves=avoid)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(4000, 8, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    timeouts: dict[int, int] = {}
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        results = [timeout if unroll_index(c.sch) == 1 else r
+                   for c, r in zip(cands, landscape(cands), strict=True)]
+        for pending, result in zip(state.pending, results, strict=True):
+            if pending.descent and result.error_msg:
+                timeouts[pending.descent] = timeouts.get(pending.descent, 0) + 1
+        ctx.notify_runner_results(cands, results)
+    ctx.post_tuning()
+    assert state.descents.seeds_used == 2
+    return timeouts
+
+
+def test_a_descent_does_not_repeat_a_move_whose_build_timed_out():
+    avoided = _timeouts_per_descent(avoid=True)
+    assert avoided and all(n == 1 for n in avoided.values()), avoided
+    # without the ban each move of a centre at unroll 0 tries unroll 1 again
+    repeated = _timeouts_per_descent(avoid=False)
+    assert max(repeated.values()) > 1, repeated
+
+
 @derived_object
 class RecordingOracleModel(PyCostModel):
     """A cost model that knows the synthetic landscape (score = 1 / time) and records each query."""
