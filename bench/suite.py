@@ -170,8 +170,8 @@ def cmd_compare(args) -> int:
     runs = [r for r in load_runs(results) if args.contenders is None or r["contender"] in args.contenders]
     # a workload with a run of any contender asked for needs a run of each of them
     have = {(r["workload"], r["contender"]) for r in runs if r["n"] == args.n}
-    missing = [f"{c} on {w}" for w in args.workloads if any(hw == w for hw, _ in have)
-               for c in args.contenders or () if (w, c) not in have]
+    tuned = {w for w, _ in have}
+    missing = [f"{c} on {w}" for w in args.workloads if w in tuned for c in args.contenders or () if (w, c) not in have]
     if args.contenders and not have:
         missing = list(args.contenders)
     if missing:
