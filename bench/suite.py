@@ -255,7 +255,7 @@ def cmd_compare(args) -> int:
     (results / f"summary-{stem}.md").write_text(markdown_table(summary))
     from plots import plot_curves, plot_ratios
 
-    plot_curves(runs, results / "plots" / stem, args.n)
+    plot_curves([r for r in runs if r["workload"] in summary["workloads"]], results / "plots" / stem, args.n)
     plot_ratios(summary, results / "plots" / stem)
     print(markdown_table(summary))
     return 0

@@ -37,6 +37,17 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     assert "| GMM-0 | droplet@N |" in (tmp_path / "summary-N8.md").read_text()
     for png in ("curve-GMM-0.png", "ratios.png"):
         assert (tmp_path / "plots" / "N8" / png).read_bytes()[:4] == b"\x89PNG"
+    # a compare of some workloads plots only those, whatever else runs.jsonl holds
+    other = dict(runs[0], workload="C2D-0", work_dir=str(tmp_path / "absent"))
+    with (tmp_path / "runs.jsonl").open("a") as f:
+        f.write(json.dumps(other) + "\n")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "suite.py"), "compare", "--results", str(tmp_path), "--n", "8",
+         "--workloads", "GMM-0", "--rounds", "3", "--tag", "gmm"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "plots" / "N8-gmm").glob("curve-*")) == ["curve-GMM-0.png"]
 
 
 def _bench(name: str):
