@@ -174,6 +174,9 @@ def cmd_compare(args) -> int:
     missing = [f"{c} on {w}" for w in args.workloads if w in tuned for c in args.contenders or () if (w, c) not in have]
     if args.contenders and not have:
         missing = list(args.contenders)
+    if args.contenders and args.verdict not in args.contenders:
+        print(f"suite compare: --verdict {args.verdict!r} is not among --contenders", file=sys.stderr)
+        return 2
     if missing:
         print(f"suite compare: no run of {', '.join(missing)} at N={args.n} in {results}", file=sys.stderr)
         return 2
@@ -248,7 +251,7 @@ def cmd_compare(args) -> int:
             entry["contenders"][name] = row
         summary["workloads"][workload] = entry
         print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
-    summary["verdict"] = verdict(summary)
+    summary["verdict"] = verdict(summary, args.verdict)
     # One set of outputs per N, so that a compare at another budget does not overwrite them.
     stem = f"N{args.n}" + (f"-{args.tag}" if args.tag else "")
     (results / f"summary-{stem}.json").write_text(json.dumps(summary, indent=2))
@@ -392,6 +395,8 @@ def main(argv=None) -> int:
             p.add_argument("--rounds", type=int, default=5)
             p.add_argument("--tag", type=_tag, default=None, help="written to summary-N<n>-<tag>.*: a partial "
                            "compare does not overwrite the full one")
+            p.add_argument("--verdict", default="droplet@N", metavar="CONTENDER",
+                           help="the contender whose issue-13 targets are reported (default: droplet@N)")
     q = sub.add_parser("quick")
     q.add_argument("--out", default=str(HERE / "results" / "quick"))
     q.add_argument("--n", type=int, default=16)

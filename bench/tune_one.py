@@ -89,6 +89,8 @@ def main() -> int:
         "strategy_cpu_s": clock["cpu_s"],
         "strategy_cpu_per_candidate_ms": 1e3 * clock["cpu_s"] / max(clock["candidates"], 1),
         "curve": progress.curve, "machine": machine_info(),
+        # the options in force, defaults included: a contender's name does not change with a default
+        "strategy_options": inner.options if strategy_name == "droplet" else None,
         "command": " ".join(["python", *sys.argv]),
     }
     if post_info is not None:

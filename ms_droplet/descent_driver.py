@@ -55,7 +55,7 @@ class DescentDriver:
         self.new_seed = new_seed
         self.rank = rank
         self.per_batch = per_batch
-        self.two_site = two_site
+        self.two_site = two_site  # read as each descent starts: the adapter may change it between batches
         self.avoid_timed_out_moves = avoid_timed_out_moves
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight

@@ -12,6 +12,7 @@ from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate, PySearchSt
 from .candidates import Measured, Pending, Proposal, load_database, measure_candidate
 from .descent_driver import DescentDriver
 from .explore import (
+    COST_MODEL_WARMUP,
     MAX_EMPTY_ROUNDS,
     SOURCES,
     EvolutionaryExplorer,
@@ -156,6 +157,10 @@ class _TaskState:
                 if picked is not None:
                     return self._send(picked, exploring=True)
                 continue
+            # Two-site moves are screened by the cost model: before it has trained (or without one)
+            # they would only crowd the descent's own one-site moves out of its batches.
+            model_ranks = self.cost_model is not None and self.sent >= COST_MODEL_WARMUP
+            self.descents.two_site = self.opts["two_site_moves"] if model_ranks else 0
             picked = self.descents.next_batch(n, self.measured)
             if picked is not None:
                 return self._send(picked, exploring=False)
@@ -299,10 +304,14 @@ class _DropletSearch(PySearchStrategy):
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
         batch of them. A radius is still screened as deeply as a lone descent's batch would
         (over several batches) before it grows. ``num_seeds`` counts them all.
-    two_site_moves : int >= 0, default 0
-        Moves of two decisions at once (radius 1 each), sampled at random, added to each radius-1
-        neighbourhood: the cost model ranks them with the one-site moves, and the batch takes
-        the best-ranked. Without a cost model they are shuffled in with the rest.
+    two_site_moves : int >= 0, default 64
+        Moves of two decisions at once (radius 1 each), up to this many sampled at random, added
+        to each radius-1 neighbourhood: the cost model ranks them with the one-site moves, and
+        the batch takes the best-ranked. Only in descents that start once the cost model has
+        seen 100 results (xgb's warm-up): unranked, they crowd the one-site moves out of a
+        batch (on the synthetic landscape a descent then stops short of the optimum).
+        ``0`` keeps to one-site moves. 64 is the default because on the bench's six
+        workloads (three seeds) it beat 0 on every target of issue 13 (docs/benchmarks.md).
     avoid_timed_out_moves : bool, default True
         A descent does not propose again a move (the decisions it sets, to the values it sets
         them) whose candidate timed out in the builder or the runner, from any later centre:
@@ -326,7 +335,7 @@ class _DropletSearch(PySearchStrategy):
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
         descents_per_batch: int = 1,
-        two_site_moves: int = 0,
+        two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
         seed: int | None = None,
     ) -> None:

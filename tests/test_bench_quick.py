@@ -25,6 +25,8 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     for run in runs:
         assert 1 <= run["trials"] <= 8
         assert run["curve"] and run["strategy_cpu_s"] >= 0
+    options = {r["contender"]: r["strategy_options"] for r in runs}
+    assert options["droplet@N"]["two_site_moves"] == 64 and options["evolutionary@N"] is None
     summary = json.loads((tmp_path / "summary-N8.json").read_text())
     rows = summary["workloads"]["GMM-0"]["contenders"]
     assert {"droplet@N", "evolutionary@N", "replay-trace@N", "numpy"} <= set(rows)
@@ -43,11 +45,16 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
         f.write(json.dumps(other) + "\n")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "suite.py"), "compare", "--results", str(tmp_path), "--n", "8",
-         "--workloads", "GMM-0", "--rounds", "3", "--tag", "gmm"],
+         "--workloads", "GMM-0", "--rounds", "3", "--tag", "gmm", "--verdict", "replay-trace@N"],
         capture_output=True, text=True, timeout=900, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "plots" / "N8-gmm").glob("curve-*")) == ["curve-GMM-0.png"]
+    tagged = json.loads((tmp_path / "summary-N8-gmm.json").read_text())
+    row = tagged["workloads"]["GMM-0"]["contenders"]["replay-trace@N"]
+    assert tagged["verdict"]["contender"] == "replay-trace@N"
+    assert tagged["verdict"]["vs_evolutionary"]["per_workload"]["GMM-0"] == row["ratio_to_evolutionary@N"]
+    assert "Targets of issue 13 for replay-trace@N" in (tmp_path / "summary-N8-gmm.md").read_text()
 
 
 def _bench(name: str):
@@ -184,6 +191,10 @@ def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, caps
     code = suite.main(["compare", "--results", str(tmp_path), "--n", "16", "--contenders", "droplet@N"])
     assert code == 2
     assert "no run of droplet@N at N=16" in capsys.readouterr().err
+    code = suite.main(["compare", "--results", str(tmp_path), "--n", "8", "--workloads", "GMM-0",
+                       "--contenders", "droplet@N,evolutionary@10N", "--verdict", "droplet:two_site_moves=64@N"])
+    assert code == 2
+    assert "--verdict 'droplet:two_site_moves=64@N' is not among --contenders" in capsys.readouterr().err
     assert not list(tmp_path.glob("summary-*"))
     with pytest.raises(SystemExit):
         suite.main(["compare", "--results", str(tmp_path), "--tag", "a/b"])

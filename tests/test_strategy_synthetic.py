@@ -185,6 +185,31 @@ def test_when_a_batch_cannot_hold_every_neighbour_the_cost_model_picks_them():
     ctx.post_tuning()
 
 
+def _sites_moved_in_first_descent_batch(cost_model, explore_trials: int) -> set[int]:
+    """How many decisions each candidate of the first descent batch changes from its centre."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=5)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(400, 32, ctx.generate_design_space(), None, cost_model)
+    state = strategy._state
+    while True:
+        cands = ctx.generate_measure_candidates()
+        if not state.exploring_batch:
+            break
+        ctx.notify_runner_results(cands, landscape(cands))
+    centre = state.descents.active[0].droplet.center
+    moved = {sum(a != b for a, b in zip(p.point, centre, strict=True)) for p in state.pending}
+    ctx.post_tuning()
+    return moved
+
+
+def test_two_site_moves_join_a_descent_only_once_the_cost_model_has_trained():
+    # 104 results: past xgb's 100-result warm-up, the model ranks two-site moves with the rest
+    assert 2 in _sites_moved_in_first_descent_batch(RecordingOracleModel(), 104)
+    # unranked (no model) or ranked by an untrained one, they would crowd out the one-site moves
+    assert _sites_moved_in_first_descent_batch(None, 104) == {1}
+    assert _sites_moved_in_first_descent_batch(RecordingOracleModel(), 16) == {1}
+
+
 def test_several_descents_share_each_batch_and_reach_the_optimum():
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=3, descents_per_batch=3, seed=1)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
