@@ -335,7 +335,7 @@ def markdown_table(summary: dict) -> str:
                 f"| {workload} | {name} | {len(seeds) or ''} | {row['latency_s'] * 1e6:.1f}{spread} | {row['gflops']:.1f} | "
                 f"{fmt(f'ratio_to_{BASELINE}')} | {fmt(f'ratio_to_{BASELINE_10N}')} | {fmt('ratio_to_replay-trace@N')} | "
                 f"{fmt('ratio_to_numpy')} | "
-                f"{fmt('wall_s', '.0f')} | {fmt('trials', 'd')} | {fmt('strategy_cpu_per_candidate_ms', '.1f')} |"
+                f"{fmt('wall_s', '.0f')} | {fmt('trials', '.0f')} | {fmt('strategy_cpu_per_candidate_ms', '.1f')} |"
             )
     lines.append("")
     lines.append("Latency: median over tuning seeds of each seed's kernel, re-timed interleaved here (seeds in "

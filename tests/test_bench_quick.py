@@ -121,6 +121,21 @@ def test_verdict_takes_per_workload_medians_against_each_target():
     assert "0.938 (target <= 0.90: NOT met)" in lines and "worst 1.100" in lines
 
 
+def test_the_table_shows_medians_over_an_even_number_of_seeds():
+    import statistics
+
+    suite = _suite()
+    trials = statistics.median([3000, 3000])  # a float: two seeds of evolutionary@10N crashed the table
+    row = {"latency_s": 1.4e-3, "gflops": 200.0, "wall_s": statistics.median([1580.0, 1647.0]), "trials": trials,
+           "strategy_cpu_per_candidate_ms": 355.8,
+           "seeds": {"0": {"latency_s": 1.39e-3}, "1": {"latency_s": 1.41e-3}}}
+    summary = {"machine": {"cpu": "cpu", "logical_cores": 2, "tvm": "0.27", "date": "now"}, "rounds": 3,
+               "command": "python bench/suite.py compare", "workloads": {"GMM-2": {"contenders": {"evolutionary@10N": row}}}}
+    table = suite.markdown_table(summary)
+    assert "| GMM-2 | evolutionary@10N | 2 | 1400.0 (1390.0 / 1410.0) | 200.0 |" in table
+    assert "| 1614 | 3000 | 355.8 |" in table
+
+
 def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
     from ms_droplet.timing import evaluator_timer, interleaved, medians
 
