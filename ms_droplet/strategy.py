@@ -311,7 +311,8 @@ class _DropletSearch(PySearchStrategy):
         seen 100 results (xgb's warm-up): unranked, they crowd the one-site moves out of a
         batch (on the synthetic landscape a descent then stops short of the optimum).
         ``0`` keeps to one-site moves. 64 is the default because on the bench's six
-        workloads (three seeds) it beat 0 on every target of issue 13 (docs/benchmarks.md).
+        workloads (three seeds) it beat 0 on every target of issue 13 but one
+        (evolutionary@10N on GMM-2; docs/benchmarks.md).
     avoid_timed_out_moves : bool, default True
         A descent does not propose again a move (the decisions it sets, to the values it sets
         them) whose candidate timed out in the builder or the runner, from any later centre:
