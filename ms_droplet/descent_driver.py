@@ -43,7 +43,8 @@ class DescentDriver:
 
     def __init__(self, mod, postprocs, task_name: str, *, p_value: float, min_gain: float, paired: bool,
                  num_seeds: int, new_seed: Callable[[], int],
-                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1, two_site: int = 0,
+                 rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
+                 two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True) -> None:
         self.mod = mod
         self.postprocs = postprocs
@@ -55,7 +56,7 @@ class DescentDriver:
         self.new_seed = new_seed
         self.rank = rank
         self.per_batch = per_batch
-        self.two_site = two_site  # read as each descent starts: the adapter may change it between batches
+        self.two_site = two_site  # two-site moves for a descent starting now (asked as each one starts)
         self.avoid_timed_out_moves = avoid_timed_out_moves
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
@@ -72,13 +73,14 @@ class DescentDriver:
         if self.seeds_used >= self.num_seeds:
             return False
         ranked = sorted((mean(m.samples), key) for key, m in measured.items() if m.samples and key not in self.descended)
+        two_site = self.two_site()
         for _, key in ranked:
             m = measured[key]
             self.descended.add(key)
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
-                                  self.two_site, self.new_seed() if self.two_site else 0)
+                                  two_site, self.new_seed() if two_site else 0)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue

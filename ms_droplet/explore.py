@@ -30,6 +30,12 @@ MAX_EMPTY_ROUNDS = 3
 IsNew = Callable[[int, set[int]], bool]  # (key, keys taken in this batch) -> not measured before
 
 
+def model_ranks(cost_model, seen: int) -> bool:
+    """Whether ``cost_model`` ranks by what it learnt: there is one and it has seen ``seen``
+    results, at least its warm-up."""
+    return cost_model is not None and seen >= COST_MODEL_WARMUP
+
+
 def resolve_source(source: str, database, cost_model, ranked_after: int) -> str:
     """``"auto"``: evolutionary search when it can rank by a trained cost model, else replay.
 
@@ -37,7 +43,7 @@ def resolve_source(source: str, database, cost_model, ranked_after: int) -> str:
     exploration (or has seen, for an exploration that starts late).
     """
     if source == "auto":
-        ranked = database is not None and cost_model is not None and ranked_after >= COST_MODEL_WARMUP
+        ranked = database is not None and model_ranks(cost_model, ranked_after)
         source = "evolutionary" if ranked else "replay"
     if source == "evolutionary" and (database is None or cost_model is None):
         raise ValueError(

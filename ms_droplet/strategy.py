@@ -12,12 +12,12 @@ from tvm.s_tir.meta_schedule.search_strategy import MeasureCandidate, PySearchSt
 from .candidates import Measured, Pending, Proposal, load_database, measure_candidate
 from .descent_driver import DescentDriver
 from .explore import (
-    COST_MODEL_WARMUP,
     MAX_EMPTY_ROUNDS,
     SOURCES,
     EvolutionaryExplorer,
     Exploration,
     ReplayExplorer,
+    model_ranks,
     resolve_source,
 )
 from .space import Point
@@ -105,7 +105,7 @@ class _TaskState:
         self.descents = DescentDriver(
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
-            per_batch=opts["descents_per_batch"], two_site=opts["two_site_moves"],
+            per_batch=opts["descents_per_batch"], two_site=self._two_site,
             avoid_timed_out_moves=opts["avoid_timed_out_moves"],
         )
 
@@ -138,6 +138,11 @@ class _TaskState:
     def _is_new(self, key: int, taken: set[int]) -> bool:
         return key not in self.measured and key not in taken
 
+    def _two_site(self) -> int:
+        """Two-site moves are screened by the cost model: before it has trained (or without one)
+        they would only crowd the descent's own one-site moves out of its batches."""
+        return self.opts["two_site_moves"] if model_ranks(self.cost_model, self.sent) else 0
+
     def _rank(self, fresh: list[Proposal]) -> list[Proposal]:
         """Best predicted first by the cost model; without one, a seeded shuffle."""
         if self.cost_model is None:
@@ -157,10 +162,6 @@ class _TaskState:
                 if picked is not None:
                     return self._send(picked, exploring=True)
                 continue
-            # Two-site moves are screened by the cost model: before it has trained (or without one)
-            # they would only crowd the descent's own one-site moves out of its batches.
-            model_ranks = self.cost_model is not None and self.sent >= COST_MODEL_WARMUP
-            self.descents.two_site = self.opts["two_site_moves"] if model_ranks else 0
             picked = self.descents.next_batch(n, self.measured)
             if picked is not None:
                 return self._send(picked, exploring=False)
