@@ -21,7 +21,8 @@ def is_faster(candidate: Sequence[float], incumbent: Sequence[float], p_value: f
     alternative "candidate is less") at level ``p_value``. With a single sample on either side
     no test is possible and the lower mean decides alone, as in the original Droplet Search;
     MetaSchedule's default runner takes one sample (``repeat=1``), so ask for ``repeat >= 2``
-    to get the test. Two sides without any spread are decided by their means.
+    to get the test. Two sides without any spread are decided by their means; one side without
+    spread is a constant the other side is tested against.
     """
     if not candidate or not incumbent:
         return False
@@ -29,14 +30,28 @@ def is_faster(candidate: Sequence[float], incumbent: Sequence[float], p_value: f
         return False
     if len(candidate) < 2 or len(incumbent) < 2:
         return True
-    if _spread(candidate) == 0.0 and _spread(incumbent) == 0.0:
+    flat_candidate, flat_incumbent = _flat(candidate), _flat(incumbent)
+    if flat_candidate and flat_incumbent:
         return True
-    result = stats.ttest_ind(candidate, incumbent, equal_var=False, alternative="less")
+    # Welch's test with one side constant is the one-sample t-test of the other side against
+    # that constant (same statistic, same degrees of freedom); scipy warns of precision loss on
+    # the constant side, so that case is asked directly.
+    if flat_incumbent:
+        result = stats.ttest_1samp(candidate, mean(incumbent), alternative="less")
+    elif flat_candidate:
+        result = stats.ttest_1samp(incumbent, mean(candidate), alternative="greater")
+    else:
+        result = stats.ttest_ind(candidate, incumbent, equal_var=False, alternative="less")
     return bool(result.pvalue <= p_value)
 
 
 def _spread(samples: Sequence[float]) -> float:
     return max(samples) - min(samples)
+
+
+def _flat(samples: Sequence[float]) -> bool:
+    """No spread, up to rounding (equal timer readings; scipy's moments lose all precision)."""
+    return _spread(samples) <= 1e-12 * max(abs(s) for s in samples)
 
 
 def is_faster_paired(

@@ -1,8 +1,10 @@
 """The droplet state machine and its acceptance test: plain Python, no TVM."""
 
 import math
+import warnings
 
 import pytest
+from scipy import stats
 
 from ms_droplet.descent import Droplet
 from ms_droplet.space import CATEGORICAL, TILE, DecisionSpace, Site
@@ -95,6 +97,22 @@ def test_is_faster_with_a_single_sample_decides_by_mean():
 
 def test_is_faster_without_spread_decides_by_mean():
     assert is_faster([1.0, 1.0], [2.0, 2.0])
+
+
+def test_is_faster_with_one_side_without_spread_is_welch_without_scipys_warning():
+    """Equal timer readings on one side made scipy warn of precision loss (seen in CI); the
+    decision must stay Welch's, at the same p-value."""
+    cases = [([0.9, 0.95, 0.99], [1.0, 1.0, 1.0]), ([1.0, 1.0, 1.0], [1.02, 1.05, 1.2]),
+             ([1e-5, 1e-5, 1e-5 * (1 + 1e-15)], [1.1e-5, 1.2e-5, 1.05e-5])]
+    for candidate, incumbent in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            welch = stats.ttest_ind(candidate, incumbent, equal_var=False, alternative="less").pvalue
+        assert 0.001 < welch < 0.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert is_faster(candidate, incumbent, p_value=welch * 1.01)
+            assert not is_faster(candidate, incumbent, p_value=welch * 0.99)
 
 
 def test_p_value_threshold_matters():
