@@ -121,6 +121,32 @@ def test_verdict_takes_per_workload_medians_against_each_target():
     assert "0.938 (target <= 0.90: NOT met)" in lines and "worst 1.100" in lines
 
 
+def test_verdict_places_the_fastest_kernel_of_any_run_against_evolutionary_median():
+    suite = _suite()
+
+    def row(*seeds):
+        return {"latency_s": sorted(seeds)[len(seeds) // 2], "seeds": {str(i): {"latency_s": t} for i, t in enumerate(seeds)}}
+
+    summary = {"workloads": {
+        "A": {"contenders": {"droplet@N": row(0.9, 1.0, 1.1), "evolutionary@N": row(0.8, 1.0, 1.2),
+                             "numpy": {"latency_s": 0.1}}},
+        "B": {"contenders": {"droplet@N": row(1.0, 2.0, 2.0), "evolutionary@N": row(2.0, 2.0, 2.0)}},
+    }}
+    for rows in (e["contenders"] for e in summary["workloads"].values()):
+        rows["droplet@N"]["ratio_to_evolutionary@N"] = rows["droplet@N"]["latency_s"] / rows["evolutionary@N"]["latency_s"]
+    f = suite.verdict(summary)["fastest_run_vs_evolutionary"]
+    # A: evolutionary's own seed 0 (0.8) beats every droplet seed; numpy is not a tuning run
+    assert f["per_workload"] == {"A": pytest.approx(0.8), "B": pytest.approx(0.5)}
+    assert f["runs"] == {"A": "evolutionary@N", "B": "droplet@N"}
+    assert f["geomean"] == pytest.approx(0.4 ** 0.5)
+    row_b = summary["workloads"]["B"]["contenders"]["droplet@N"]
+    row_b["seeds"]["0"]["latency_s"] = 3.0  # now droplet's seed 1 is the fastest run on B
+    f = suite.verdict(summary)["fastest_run_vs_evolutionary"]
+    assert f["runs"]["B"] == "droplet@N#s1" and f["per_workload"]["B"] == pytest.approx(1.0)
+    assert "geometric mean 0.894; A 0.800 (evolutionary@N), B 1.000 (droplet@N#s1)" in "\n".join(
+        suite.verdict_lines(suite.verdict(summary)))
+
+
 def test_the_table_shows_medians_over_an_even_number_of_seeds():
     import statistics
 
