@@ -4,8 +4,9 @@ A descent starts from the best measured schedule no descent has visited; its pro
 replayed into schedules (aliases and failures are answered at once, schedules measured before
 with their samples), the rest are measured. With ``per_batch > 1`` several descents share each
 batch, each taking an equal part of it, so each moves after a few of its best-ranked
-neighbours instead of a whole batch of them. A descent screens up to ``screen`` neighbours at a
-radius (over one batch or several) before its radius grows. With ``paired``, each descent's
+neighbours instead of a whole batch of them; a batch smaller than the screening depth does the
+same for one descent. A descent screens up to ``depth`` neighbours at a radius (over one batch or
+several) before its radius grows. With ``paired``, each descent's
 centre is re-timed in the same batch as the control of its neighbours.
 """
 
@@ -92,11 +93,13 @@ class DescentDriver:
             return True
         return False
 
-    def next_batch(self, n: int, measured: dict[int, Measured]) -> list[Proposal] | None:
+    def next_batch(self, n: int, measured: dict[int, Measured], depth: int | None = None) -> list[Proposal] | None:
         """Up to ``n`` candidates of the active descents (starting new ones as others converge).
 
-        ``None``: no descent is left to run.
+        A descent screens ``depth`` (default ``n``) neighbours of a radius, over one batch or
+        several, before its radius grows. ``None``: no descent is left to run.
         """
+        depth = n if depth is None else depth
         batch: list[Proposal] = []
         self.in_flight = {}
         self._taken = set()
@@ -108,7 +111,7 @@ class DescentDriver:
                 break
             descent = waiting[0]
             share = (n - len(batch)) // len(waiting)  # an equal part of what the batch has left
-            picked = self._propose(descent, max(share, 1), n, measured)
+            picked = self._propose(descent, max(share, 1), depth, measured)
             if picked is None:
                 droplet = descent.droplet
                 logger.info("droplet %s: descent %d converged at %.4g ms after %d accepted moves",
@@ -119,7 +122,8 @@ class DescentDriver:
             batch.extend(picked)
         return batch or None
 
-    def _propose(self, descent: Descent, slots: int, n: int, measured: dict[int, Measured]) -> list[Proposal] | None:
+    def _propose(self, descent: Descent, slots: int, depth: int,
+                 measured: dict[int, Measured]) -> list[Proposal] | None:
         """Up to ``slots`` candidates of one descent; ``None`` once it has converged."""
         droplet = descent.droplet
         while True:
@@ -130,8 +134,8 @@ class DescentDriver:
             # paired: one slot re-times the centre, the control of this descent's pairs
             control = self._control(descent) if self.paired and slots >= 2 and fresh else None
             room = slots - (control is not None)
-            # a radius is screened as deeply as one lone descent's batch would: n, less its control
-            screen = n - (1 if self.paired and n >= 2 else 0)
+            # a radius is screened as deeply as one lone full batch would: depth, less its control
+            screen = depth - (1 if self.paired and depth >= 2 else 0)
             take = min(room, max(screen - descent.screened, 1))
             if len(fresh) > take:
                 fresh = self.rank(fresh)[:take]

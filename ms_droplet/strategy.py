@@ -162,7 +162,8 @@ class _TaskState:
                 if picked is not None:
                     return self._send(picked, exploring=True)
                 continue
-            picked = self.descents.next_batch(n, self.measured)
+            # a smaller descent batch moves sooner; a radius is still screened n deep before it grows
+            picked = self.descents.next_batch(min(n, self.opts["descent_batch"] or n), self.measured, depth=n)
             if picked is not None:
                 return self._send(picked, exploring=False)
             if not self._refill():
@@ -305,6 +306,12 @@ class _DropletSearch(PySearchStrategy):
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
         batch of them. A radius is still screened as deeply as a lone descent's batch would
         (over several batches) before it grows. ``num_seeds`` counts them all.
+    descent_batch : int >= 1 or None, default None
+        Most candidates in a descent batch (``None``: the task's ``num_trials_per_iter``). A
+        smaller batch measures only the cost model's best-ranked few neighbours and moves as soon
+        as one of them is faster (first improvement), so a descent makes more moves per trial;
+        a radius is still screened ``num_trials_per_iter`` deep, over several batches, before
+        it grows. Exploration batches keep ``num_trials_per_iter``.
     two_site_moves : int >= 0, default 64
         Moves of two decisions at once (radius 1 each), up to this many sampled at random, added
         to each radius-1 neighbourhood: the cost model ranks them with the one-site moves, and
@@ -337,6 +344,7 @@ class _DropletSearch(PySearchStrategy):
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
         descents_per_batch: int = 1,
+        descent_batch: int | None = None,
         two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
         seed: int | None = None,
@@ -354,6 +362,7 @@ class _DropletSearch(PySearchStrategy):
             "min_gain": _check_min_gain(min_gain),
             "spend_budget": _check_bool("spend_budget", spend_budget),
             "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
+            "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
             "seed": None if seed is None else _check_int("seed", seed, 0),

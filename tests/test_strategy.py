@@ -220,6 +220,8 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"max_fail_count": 1.5}, "max_fail_count must be an integer >= 1, got 1.5"),
         ({"paired": 1}, "paired must be True or False, got 1"),
         ({"paired": "yes"}, "paired must be True or False, got 'yes'"),
+        ({"descent_batch": 0}, "descent_batch must be an integer >= 1, got 0"),
+        ({"descent_batch": "8"}, "descent_batch must be an integer >= 1, got '8'"),
         ({"avoid_timed_out_moves": 0}, "avoid_timed_out_moves must be True or False, got 0"),
         ({"min_gain": 1}, r"min_gain must be a number in \[0, 1\), got 1"),
         ({"min_gain": -0.1}, r"min_gain must be a number in \[0, 1\), got -0.1"),

@@ -251,3 +251,39 @@ def test_a_descent_screens_a_whole_batch_worth_of_a_radius_before_it_grows():
     assert share == 4, "16 candidates shared by 4 descents"
     # 16 neighbours (a lone descent's batch) are screened at radius 1 in four batches of 4, then it grows
     assert [r for r, _ in radii] == [1, 1, 1, 1] and first.droplet.radius == 2
+
+
+def test_a_smaller_descent_batch_moves_after_a_few_neighbours_and_still_reaches_the_optimum():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, descent_batch=4, seed=1)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    sizes, times = [], []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        sizes.append((state.exploring_batch, len(cands)))
+        results = landscape(cands)
+        ctx.notify_runner_results(cands, results)
+        times += [float(r.run_secs[0]) for r in results]
+    ctx.post_tuning()
+    assert sizes[0] == (True, 16), "the exploration keeps its own batch size"
+    descent_sizes = [n for exploring, n in sizes if not exploring]
+    assert max(descent_sizes) == 4 and len(descent_sizes) > 10
+    assert min(times) == pytest.approx(OPTIMUM)
+
+
+def test_a_smaller_descent_batch_still_screens_a_full_batch_of_a_radius_before_it_grows():
+    flat = [ms.runner.RunnerResult([1e-4] * 2, None)]  # no neighbour is ever faster
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=8, num_seeds=1, descent_batch=4, seed=6)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(4000, 16, ctx.generate_design_space(), None, None)
+    cands = ctx.generate_measure_candidates()  # the exploration
+    ctx.notify_runner_results(cands, flat * len(cands))
+    radii = []
+    for _ in range(5):
+        cands = ctx.generate_measure_candidates()
+        descent = strategy._state.descents.active[0]
+        radii.append((descent.droplet.radius, len(cands)))
+        ctx.notify_runner_results(cands, flat * len(cands))
+    ctx.post_tuning()
+    # 16 neighbours (one per_iter batch) screened at radius 1 in batches of 4, then radius 2
+    assert radii[:4] == [(1, 4)] * 4 and radii[4][0] == 2
