@@ -255,20 +255,11 @@ def test_a_descent_screens_a_whole_batch_worth_of_a_radius_before_it_grows():
 
 def test_a_smaller_descent_batch_moves_after_a_few_neighbours_and_still_reaches_the_optimum():
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, descent_batch=4, seed=1)
-    ctx = make_context(matmul_mod(), target_cpu(), strategy)
-    ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, None)
-    state = strategy._state
-    sizes, times = [], []
-    while (cands := ctx.generate_measure_candidates()) is not None:
-        sizes.append((state.exploring_batch, len(cands)))
-        results = landscape(cands)
-        ctx.notify_runner_results(cands, results)
-        times += [float(r.run_secs[0]) for r in results]
-    ctx.post_tuning()
-    assert sizes[0] == (True, 16), "the exploration keeps its own batch size"
-    descent_sizes = [n for exploring, n in sizes if not exploring]
+    batches, _ = run(strategy, 2000, 32)
+    assert len(batches[0]) == 16, "the exploration (16 trials, one batch) keeps its own batch size"
+    descent_sizes = [len(b) for b in batches[1:]]
     assert max(descent_sizes) == 4 and len(descent_sizes) > 10
-    assert min(times) == pytest.approx(OPTIMUM)
+    assert min(t for b in batches for t in b) == pytest.approx(OPTIMUM)
 
 
 def test_a_smaller_descent_batch_still_screens_a_full_batch_of_a_radius_before_it_grows():
