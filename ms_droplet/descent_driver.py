@@ -93,13 +93,12 @@ class DescentDriver:
             return True
         return False
 
-    def next_batch(self, n: int, measured: dict[int, Measured], depth: int | None = None) -> list[Proposal] | None:
+    def next_batch(self, n: int, measured: dict[int, Measured], depth: int) -> list[Proposal] | None:
         """Up to ``n`` candidates of the active descents (starting new ones as others converge).
 
-        A descent screens ``depth`` (default ``n``) neighbours of a radius, over one batch or
-        several, before its radius grows. ``None``: no descent is left to run.
+        A descent screens ``depth`` neighbours of a radius, over one batch or several, before its
+        radius grows. ``None``: no descent is left to run.
         """
-        depth = n if depth is None else depth
         batch: list[Proposal] = []
         self.in_flight = {}
         self._taken = set()
