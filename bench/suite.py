@@ -1,15 +1,16 @@
 """Droplet against MetaSchedule's own strategies, side by side on one machine.
 
     python bench/suite.py run      [--workloads GMM-2,C2D-1] [--contenders droplet@N,...] [--n 300]
-    python bench/suite.py compare  [--workloads ...] [--rounds 5]
+    python bench/suite.py compare  [--workloads ...] [--rounds 5] [--processes 5]
     python bench/suite.py quick    [--out DIR]          # one workload, small N, all steps
 
 ``run`` tunes every (workload, contender) in its own fresh process (``bench/tune_one.py``)
 with the same builder, runner settings and seed, and appends one JSON line per run to
 ``results/runs.jsonl``; a pair already there is skipped, so runs resume and can be sliced
 (``--workloads GMM-2 --contenders evolutionary@10N``). ``compare`` compiles the best schedule
-of every contender in ONE process and times them interleaved (A B C ... A B C ...), then
-writes ``results/summary-N<N>.json``, ``summary-N<N>.md`` and ``plots/N<N>/``. Run both alone: other
+of every contender, exports it, and times them all interleaved (A B C ... A B C ...) in each of
+``--processes`` fresh processes (``bench/process_timing.py``: a kernel's speed can depend on the
+process), then writes ``results/summary-N<N>.json``, ``summary-N<N>.md`` and ``plots/N<N>/``. Run both alone: other
 heavy jobs on a 2-core machine skew the timings.
 """
 
@@ -21,7 +22,6 @@ import math
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -125,9 +125,8 @@ def _inputs_for(func, seed: int):
 
 
 def kernel_timer(mod, target, tensors):
-    """The compare's way to time a kernel: ``tvm.compile``, fixed inputs, ``time_evaluator`` of at least 100 ms.
-
-    ``bench/transfer.py`` times records this way too, so that its compare column is the compare's.
+    """Time a kernel in this process as the compare does in each of its processes: ``tvm.compile``,
+    fixed inputs, ``time_evaluator`` of at least 100 ms (``bench/transfer.py``'s compare column).
     """
     import tvm
 
@@ -159,11 +158,12 @@ def _peak_gflops() -> tuple[float, str]:
 
 
 def cmd_compare(args) -> int:
-    import numpy as np
-    from tvm.s_tir import meta_schedule as ms
+    import tempfile
+
+    from process_timing import latency as process_latency
+    from process_timing import time_in_processes
 
     from ms_droplet.machine import machine_info
-    from ms_droplet.timing import interleaved, medians
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
     results = Path(args.results)
@@ -184,7 +184,7 @@ def cmd_compare(args) -> int:
     print("suite compare: run this alone; other heavy jobs skew the timings", flush=True)
     peak, peak_how = _peak_gflops()
     summary = {"machine": machine_info(), "command": " ".join(["python", *sys.argv]), "rounds": args.rounds,
-               "peak_gflops": peak, "peak_derivation": peak_how, "workloads": {}}
+               "processes": args.processes, "peak_gflops": peak, "peak_derivation": peak_how, "workloads": {}}
     for workload in args.workloads:
         by_seed = {(r["contender"], r.get("seed", 0)): r for r in runs if r["workload"] == workload and r["n"] == args.n}
         if not by_seed:
@@ -194,31 +194,11 @@ def cmd_compare(args) -> int:
             mine.setdefault(contender, []).append(run)
         wl = get_workload(workload)
         flops = flop_count(wl.mod)
-        func = wl.mod["main"]
-        arrays, tensors = _inputs_for(func, 0)
-        timers = {}
-        for contender, seeded in mine.items():
-            for run in seeded:
-                db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
-                sch = ms.tir_integration.compile_tir(db, wl.mod, target)
-                if sch is None:
-                    print(f"  {workload} {contender}: no valid schedule in {run['work_dir']}")
-                    continue
-                timers[_label(contender, run.get("seed", 0))] = kernel_timer(sch.mod, target, tensors)
-        if workload.startswith("GMM"):
-            x, y = arrays[0], arrays[1]
-
-            def numpy_matmul(x=x, y=y):
-                reps, start = 0, time.perf_counter()
-                while True:
-                    np.matmul(x, y)
-                    reps += 1
-                    elapsed = time.perf_counter() - start
-                    if elapsed >= 0.1:
-                        return elapsed / reps
-            timers["numpy"] = numpy_matmul
-        samples = interleaved(timers, args.rounds)
-        per_kernel = medians(samples)
+        with tempfile.TemporaryDirectory() as tmp:
+            libraries = _export_best(mine, wl, target, Path(tmp))
+            per_process = time_in_processes(workload, libraries, args.rounds, args.processes,
+                                            with_numpy=workload.startswith("GMM"))
+        per_kernel = {name: process_latency(samples) for name, samples in per_process.items()}
         # a contender's latency: the median over its tuning seeds of each seed's kernel (re-timed here)
         labels = {name: [_label(name, r.get("seed", 0)) for r in seeded] for name, seeded in mine.items()}
         med: dict[str, float] = {}
@@ -236,7 +216,8 @@ def cmd_compare(args) -> int:
                     row[f"ratio_to_{ref}"] = latency / med[ref]
             if name in mine:
                 seeded = mine[name]
-                row["seeds"] = {str(r.get("seed", 0)): {"latency_s": per_kernel.get(label), "samples_s": samples.get(label)}
+                row["seeds"] = {str(r.get("seed", 0)): {"latency_s": per_kernel.get(label),
+                                                        "samples_s": per_process.get(label)}
                                 for r, label in zip(seeded, labels[name], strict=True)}
                 for key in ("wall_s", "trials", "failures", "strategy_cpu_per_candidate_ms"):
                     row[key] = statistics.median(r[key] for r in seeded)
@@ -245,7 +226,7 @@ def cmd_compare(args) -> int:
                 if "post_optimization" in seeded[0]:
                     row["post_optimization"] = [r.get("post_optimization") for r in seeded]
             else:
-                row["samples_s"] = samples[name]
+                row["samples_s"] = per_process[name]
             if not math.isnan(peak):
                 row["fraction_of_peak"] = flops / latency / 1e9 / peak
             entry["contenders"][name] = row
@@ -262,6 +243,25 @@ def cmd_compare(args) -> int:
     plot_ratios(summary, results / "plots" / stem)
     print(markdown_table(summary))
     return 0
+
+
+def _export_best(mine: dict[str, list[dict]], wl, target, out: Path) -> dict[str, str]:
+    """Compile each run's best schedule with ``tvm.compile`` and export it to ``out``: label -> library."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    libraries = {}
+    for contender, seeded in mine.items():
+        for run in seeded:
+            db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
+            sch = ms.tir_integration.compile_tir(db, wl.mod, target)
+            if sch is None:
+                print(f"  {wl.name} {contender}: no valid schedule in {run['work_dir']}")
+                continue
+            label = _label(contender, run.get("seed", 0))
+            libraries[label] = str(out / f"kernel-{len(libraries)}.so")
+            tvm.compile(sch.mod, target=target).export_library(libraries[label])
+    return libraries
 
 
 def _label(contender: str, seed: int) -> str:
@@ -336,7 +336,7 @@ def markdown_table(summary: dict) -> str:
     lines = [
         f"Machine: {summary['machine']['cpu']}, {summary['machine']['logical_cores']} cores, "
         f"TVM {summary['machine']['tvm']}, {summary['machine']['date']}. "
-        f"Kernel times: median of {summary['rounds']} interleaved rounds. Command: `{summary['command']}`",
+        f"Kernel times: {_timing_how(summary)}. Command: `{summary['command']}`",
         "",
         "| workload | contender | seeds | latency (us) | GFLOPS | vs evo@N | vs evo@10N | vs replay@N | vs numpy | "
         "tuning wall (s) | trials | strategy ms/cand |",
@@ -366,6 +366,13 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _timing_how(summary: dict) -> str:
+    if "processes" not in summary:  # summaries written before kernels were timed in several processes
+        return f"median of {summary['rounds']} interleaved rounds in one process"
+    return (f"median over {summary['processes']} fresh processes of each one's median of "
+            f"{summary['rounds']} interleaved rounds")
+
+
 def cmd_quick(args) -> int:
     """The quick tier: one workload, small N, droplet / evolutionary / replay, then compare."""
     out = Path(args.out)
@@ -375,7 +382,7 @@ def cmd_quick(args) -> int:
                  "--jobs", "3"])
     if code:
         return code
-    return main(["compare", *base, "--rounds", "5"])
+    return main(["compare", *base, "--rounds", "5", "--processes", "2"])
 
 
 def _seeds(text: str) -> list[int]:
@@ -387,6 +394,16 @@ def _seeds(text: str) -> list[int]:
         return [int(x) for x in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds {text!r} are not like 0,1,2 or 0-2") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
 
 
 def _tag(text: str) -> str:
@@ -410,7 +427,10 @@ def main(argv=None) -> int:
             p.add_argument("--per-iter", type=int, default=32)
             p.add_argument("--jobs", type=int, default=1, help="contenders tuned at once (>1 skews timings)")
         else:
-            p.add_argument("--rounds", type=int, default=5)
+            p.add_argument("--rounds", type=int, default=5, help="interleaved rounds in each timing process")
+            p.add_argument("--processes", type=_positive, default=5,
+                           help="fresh processes each kernel is timed in; its latency is the median over them "
+                                "(one process is one draw of memory placement, see bench/process_timing.py)")
             p.add_argument("--tag", type=_tag, default=None, help="written to summary-N<n>-<tag>.*: a partial "
                            "compare does not overwrite the full one")
             p.add_argument("--verdict", default="droplet@N", metavar="CONTENDER",

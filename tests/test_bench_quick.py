@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,11 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     assert rows["droplet@N"]["ratio_to_evolutionary@N"] == pytest.approx(
         rows["droplet@N"]["latency_s"] / rows["evolutionary@N"]["latency_s"]
     )
-    assert len(rows["droplet@N"]["seeds"]["0"]["samples_s"]) == 5
+    seed0 = rows["droplet@N"]["seeds"]["0"]
+    assert [len(samples) for samples in seed0["samples_s"]] == [5, 5]  # 2 processes x 5 rounds
+    assert summary["processes"] == 2
+    assert seed0["latency_s"] == pytest.approx(
+        statistics.median(statistics.median(samples) for samples in seed0["samples_s"]))
     assert summary["verdict"]["vs_evolutionary"]["per_workload"]["GMM-0"] == rows["droplet@N"]["ratio_to_evolutionary@N"]
     assert "| GMM-0 | droplet@N |" in (tmp_path / "summary-N8.md").read_text()
     for png in ("curve-GMM-0.png", "ratios.png"):
@@ -220,6 +225,26 @@ def test_transfer_times_a_runs_best_records_the_tuning_way_and_the_compare_way(t
     assert data["machine"]["llvm_cpu"] and data["machine"]["target"]
 
 
+def test_process_timing_times_every_kernel_once_per_fresh_process(tmp_path):
+    import tvm
+
+    from ms_droplet.workloads import get_workload, host_target
+
+    timing = _bench("process_timing")
+    library = str(tmp_path / "gmm.so")
+    tvm.compile(get_workload("GMM-0").mod, target=host_target()).export_library(library)
+    per = timing.time_in_processes("GMM-0", {"plain": library}, rounds=2, processes=3, with_numpy=True)
+    assert set(per) == {"plain", timing.NUMPY}
+    for samples in per.values():
+        assert [len(s) for s in samples] == [2, 2, 2]
+        assert all(0 < x < 0.5 for s in samples for x in s)
+    assert timing.latency([[3.0, 1.0, 2.0], [10.0, 30.0, 20.0], [5.0, 4.0, 6.0]]) == 5.0
+    with pytest.raises(RuntimeError, match="timing process 1 of GMM-0 failed"):
+        timing.time_in_processes("GMM-0", {"plain": str(tmp_path / "absent.so")}, rounds=1, processes=2)
+    with pytest.raises(ValueError, match="processes and rounds must be >= 1, got 0"):
+        timing.time_in_processes("GMM-0", {"plain": library}, rounds=1, processes=0)
+
+
 def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, capsys):
     suite = _suite()
     runs = [{"workload": w, "contender": c, "n": 8, "seed": 0, "work_dir": str(tmp_path)}
@@ -240,3 +265,6 @@ def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, caps
     with pytest.raises(SystemExit):
         suite.main(["compare", "--results", str(tmp_path), "--tag", "a/b"])
     assert "tag 'a/b' is not letters" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        suite.main(["compare", "--results", str(tmp_path), "--processes", "0"])
+    assert "'0' is not a positive integer" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""Time kernels in several fresh processes: one process is one draw of where its memory lands.
+
+On Zen 4 the same T2D-1 library, on the same inputs, ran at 0.69 ms in some processes and at up to
+1.26 ms in others, every round of a process alike; with address-space randomisation off
+(``setarch -R``) it ran at 0.73 ms in every process (docs/benchmarks.md). A kernel timed in one
+process can therefore be a lucky or an unlucky draw, and so can a whole compare. Here each kernel is
+compiled once, exported, and timed in ``processes`` fresh processes (all kernels of a workload
+interleaved in each, ``rounds`` rounds); its latency is the median over processes of each process's
+median.
+
+    python bench/process_timing.py SPEC.json      # one child: prints {name: [seconds per round]}
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed next to the kernels of GMM workloads
+
+
+def numpy_matmul_timer(x, y):
+    """Seconds of one ``numpy.matmul(x, y)``, averaged over at least 100 ms of calls."""
+    import numpy as np
+
+    def timer():
+        reps, start = 0, time.perf_counter()
+        while True:
+            np.matmul(x, y)
+            reps += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= 0.1:
+                return elapsed / reps
+    return timer
+
+
+def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, processes: int,
+                      with_numpy: bool = False) -> dict[str, list[list[float]]]:
+    """Time exported kernels of ``workload`` in ``processes`` fresh processes, in turn within each.
+
+    ``libraries`` maps a kernel's name to its exported library. Returns, per name (and
+    :data:`NUMPY` if ``with_numpy``), one list of ``rounds`` seconds per process.
+    """
+    if processes < 1 or rounds < 1:
+        raise ValueError(f"processes and rounds must be >= 1, got {processes!r} and {rounds!r}")
+    per: dict[str, list[list[float]]] = {name: [] for name in [*libraries, *([NUMPY] if with_numpy else [])]}
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(json.dumps({"workload": workload, "libraries": libraries, "rounds": rounds,
+                                    "numpy": with_numpy}))
+        for i in range(processes):
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(spec)],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"timing process {i + 1} of {workload} failed with status {proc.returncode}:\n"
+                                   + proc.stderr[-3000:])
+            for name, samples in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+                per[name].append(samples)
+    return per
+
+
+def latency(per_process: list[list[float]]) -> float:
+    """A kernel's latency from :func:`time_in_processes`: the median over processes of their medians."""
+    return statistics.median(statistics.median(samples) for samples in per_process)
+
+
+def _child(spec_path: str) -> int:
+    import tvm
+
+    sys.path.insert(0, str(HERE))
+    from suite import _inputs_for
+
+    from ms_droplet.timing import evaluator_timer, interleaved
+    from ms_droplet.workloads import get_workload
+
+    spec = json.loads(Path(spec_path).read_text())
+    arrays, tensors = _inputs_for(get_workload(spec["workload"]).mod["main"], 0)
+    timers = {}
+    for name, path in spec["libraries"].items():
+        evaluator = tvm.runtime.load_module(path).time_evaluator("main", tvm.cpu(), number=1, repeat=1,
+                                                                 min_repeat_ms=100)
+        timers[name] = evaluator_timer(evaluator, *tensors)
+    if spec["numpy"]:
+        timers[NUMPY] = numpy_matmul_timer(arrays[0], arrays[1])
+    print(json.dumps(interleaved(timers, spec["rounds"])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child(sys.argv[1]))
