@@ -14,6 +14,8 @@ median.
 from __future__ import annotations
 
 import json
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,11 +43,12 @@ def numpy_matmul_timer(x, y):
 
 
 def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, processes: int,
-                      with_numpy: bool = False) -> dict[str, list[list[float]]]:
+                      with_numpy: bool = False, randomize: bool = True) -> dict[str, list[list[float]]]:
     """Time exported kernels of ``workload`` in ``processes`` fresh processes, in turn within each.
 
     ``libraries`` maps a kernel's name to its exported library. Returns, per name (and
     :data:`NUMPY` if ``with_numpy``), one list of ``rounds`` seconds per process.
+    ``randomize=False`` starts the processes with address-space randomisation off (``setarch -R``).
     """
     if processes < 1 or rounds < 1:
         raise ValueError(f"processes and rounds must be >= 1, got {processes!r} and {rounds!r}")
@@ -54,9 +57,13 @@ def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, pro
         spec = Path(tmp) / "spec.json"
         spec.write_text(json.dumps({"workload": workload, "libraries": libraries, "rounds": rounds,
                                     "numpy": with_numpy}))
+        command = [sys.executable, str(Path(__file__).resolve()), str(spec)]
+        if not randomize:
+            if shutil.which("setarch") is None:
+                raise RuntimeError("randomize=False needs setarch (util-linux) on the PATH")
+            command = ["setarch", platform.machine(), "-R", *command]
         for i in range(processes):
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(spec)],
-                                  capture_output=True, text=True, check=False)
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"timing process {i + 1} of {workload} failed with status {proc.returncode}:\n"
                                    + proc.stderr[-3000:])

@@ -195,23 +195,29 @@ def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
         interleaved({"a": timer("a", [1.0])}, rounds=0)
 
 
-def test_transfer_times_a_runs_best_records_the_tuning_way_and_the_compare_way(tmp_path, target, builder, runner,
-                                                                                capsys):
+@pytest.fixture(scope="module")
+def replay_run(tmp_path_factory, target, builder, runner):
+    """A results dir with one real 6-trial replay-trace@N run on GMM-0, and its records' stored times."""
     import statistics
 
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.workloads import get_workload
 
-    mod = get_workload("GMM-0").mod
-    work_dir = tmp_path / "work"
-    db = ms.tune_tir(mod, target, str(work_dir), max_trials_global=6, num_trials_per_iter=6, strategy="replay-trace",
-                     builder=builder, runner=runner, seed=0)
+    results = tmp_path_factory.mktemp("replay_run")
+    work_dir = results / "work"
+    db = ms.tune_tir(get_workload("GMM-0").mod, target, str(work_dir), max_trials_global=6, num_trials_per_iter=6,
+                     strategy="replay-trace", builder=builder, runner=runner, seed=0)
     stored = sorted(statistics.mean(float(x) for x in r.run_secs) for r in db.get_all_tuning_records() if r.run_secs)
     run = {"workload": "GMM-0", "contender": "replay-trace@N", "n": 6, "seed": 0, "work_dir": str(work_dir)}
-    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
+    (results / "runs.jsonl").write_text(json.dumps(run) + "\n")
+    return results, stored
+
+
+def test_transfer_times_a_runs_best_records_the_tuning_way_and_the_compare_way(replay_run, tmp_path, capsys):
+    results, stored = replay_run
     out = tmp_path / "transfer.json"
-    code = _bench("transfer").main(["--results", str(tmp_path), "--workload", "GMM-0", "--n", "6", "--top", "2",
+    code = _bench("transfer").main(["--results", str(results), "--workload", "GMM-0", "--n", "6", "--top", "2",
                                     "--rounds", "2", "--contenders", "replay-trace@N,droplet@N", "--out", str(out)])
     assert code == 0
     assert "droplet@N seed 0: no run in" in capsys.readouterr().err
@@ -243,6 +249,22 @@ def test_process_timing_times_every_kernel_once_per_fresh_process(tmp_path):
         timing.time_in_processes("GMM-0", {"plain": str(tmp_path / "absent.so")}, rounds=1, processes=2)
     with pytest.raises(ValueError, match="processes and rounds must be >= 1, got 0"):
         timing.time_in_processes("GMM-0", {"plain": library}, rounds=1, processes=0)
+
+
+def test_placement_times_each_best_kernel_in_processes_with_aslr_on_and_off(replay_run, tmp_path, capsys):
+    results, _ = replay_run
+    out = tmp_path / "placement.json"
+    code = _bench("placement").main(["--results", str(results), "--workload", "GMM-0", "--n", "6", "--contenders",
+                                     "replay-trace@N", "--processes", "2", "--rounds", "1", "--out", str(out)])
+    assert code == 0
+    assert "| replay-trace@N |" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["kernel"] for r in rows] == ["replay-trace@N"]
+    assert len(rows[0]["aslr_on"]) == len(rows[0]["aslr_off"]) == 2
+    assert all(0 < x < 0.5 for x in rows[0]["aslr_on"] + rows[0]["aslr_off"])
+    with pytest.raises(SystemExit, match="no run of droplet@N seed 0 on GMM-0 at N=6"):
+        _bench("placement").main(["--results", str(results), "--workload", "GMM-0", "--n", "6",
+                                  "--contenders", "droplet@N"])
 
 
 def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, capsys):
