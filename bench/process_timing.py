@@ -6,7 +6,11 @@ On Zen 4 the same T2D-1 library, on the same inputs, ran at 0.69 ms in some proc
 process can therefore be a lucky or an unlucky draw, and so can a whole compare. Here each kernel is
 compiled once, exported, and timed in ``processes`` fresh processes (all kernels of a workload
 interleaved in each, ``rounds`` rounds); its latency is the median over processes of each process's
-median.
+median. The draws are not independent of what else a process runs: the same kernel had medians
+of 707 and 1124 us in two compares of 9 processes, the second with one library more, and a
+random gap before each library and input did not change its draw with randomisation off; so a
+fragile kernel's latency here is still conditioned on its company, and the verdict's median over
+tuning seeds is what keeps one such kernel from deciding a workload.
 
     python bench/process_timing.py SPEC.json      # one child: prints {name: [seconds per round]}
 """

@@ -5,8 +5,10 @@
 For each run's best ``--top`` records: the time stored in its database; the same schedule
 built by the tuning builder (``fast_builder``) and measured by the tuning runner (``LocalRunner``,
 3 samples of at least 50 ms, random inputs, as ``bench/tune_one.py``), all records in one batch
-per round; and the way ``suite.py compare`` times kernels (``tvm.compile``, fixed inputs,
-``time_evaluator`` of at least 100 ms). Rounds alternate the two ways; medians over rounds.
+per round; and the way ``suite.py compare`` times kernels in each of its processes
+(``tvm.compile``, fixed inputs, ``time_evaluator`` of at least 100 ms), here in this one process:
+one draw of memory placement (``bench/placement.py`` shows the draws). Rounds alternate the two
+ways; medians over rounds.
 A strategy that climbs on measurements can find schedules whose tuning-time speed does not
 survive the move to the compare step: this shows whether and where it happens. Run it alone.
 """
