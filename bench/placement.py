@@ -20,15 +20,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from suite import add_run_choice  # noqa: E402  (bench/ is on the path from here on)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", required=True, type=Path)
-    parser.add_argument("--workload", required=True)
-    parser.add_argument("--contenders", required=True, type=lambda s: s.split(","))
-    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
-    parser.add_argument("--n", type=int, default=300)
+    add_run_choice(parser)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the table")

@@ -69,6 +69,15 @@ def work_dir_name(contender: str, n: int, seed: int = 0) -> str:
     return name + (f"-s{seed}" if seed else "")
 
 
+def add_run_choice(parser: argparse.ArgumentParser) -> None:
+    """The options that pick some runs of one workload: --results, --workload, --contenders, --seeds, --n."""
+    parser.add_argument("--results", required=True, type=Path)
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("--contenders", required=True, type=lambda s: s.split(","))
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    parser.add_argument("--n", type=int, default=300)
+
+
 def load_runs(results: Path) -> list[dict]:
     path = results / "runs.jsonl"
     if not path.exists():
