@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from process_timing import time_in_processes
-    from suite import _export_best, load_runs
+    from suite import export_best, load_runs
 
     from ms_droplet.machine import machine_info
     from ms_droplet.workloads import get_workload, host_target
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                                  f"in {args.results}")
             mine.setdefault(contender, []).append(runs[(contender, seed)])
     with tempfile.TemporaryDirectory() as tmp:
-        libraries = _export_best(mine, get_workload(args.workload), host_target(), Path(tmp))
+        libraries = export_best(mine, get_workload(args.workload), host_target(), Path(tmp))
         on = time_in_processes(args.workload, libraries, args.rounds, args.processes)
         off = time_in_processes(args.workload, libraries, args.rounds, args.processes, randomize=False)
     print(f"{args.workload}: us, each process's median of {args.rounds} rounds; min / median / max over "

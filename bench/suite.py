@@ -204,7 +204,7 @@ def cmd_compare(args) -> int:
         wl = get_workload(workload)
         flops = flop_count(wl.mod)
         with tempfile.TemporaryDirectory() as tmp:
-            libraries = _export_best(mine, wl, target, Path(tmp))
+            libraries = export_best(mine, wl, target, Path(tmp))
             per_process = time_in_processes(workload, libraries, args.rounds, args.processes,
                                             with_numpy=workload.startswith("GMM"))
         per_kernel = {name: process_latency(samples) for name, samples in per_process.items()}
@@ -254,7 +254,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _export_best(mine: dict[str, list[dict]], wl, target, out: Path) -> dict[str, str]:
+def export_best(mine: dict[str, list[dict]], wl, target, out: Path) -> dict[str, str]:
     """Compile each run's best schedule with ``tvm.compile`` and export it to ``out``: label -> library."""
     import tvm
     from tvm.s_tir import meta_schedule as ms
