@@ -1,8 +1,9 @@
 """Time kernels in several fresh processes: one process is one draw of where its memory lands.
 
 On Zen 4 the same T2D-1 library, on the same inputs, ran at 0.69 ms in some processes and at up to
-1.26 ms in others, every round of a process alike; with address-space randomisation off
-(``setarch -R``) it ran at 0.73 ms in every process (docs/benchmarks.md). A kernel timed in one
+1.6 ms in others, every round of a process alike; with address-space randomisation off
+(``setarch -R``) it ran at one speed in every process: 0.73 ms loaded alone, 1.28 ms with five
+other libraries loaded (docs/benchmarks.md). A kernel timed in one
 process can therefore be a lucky or an unlucky draw, and so can a whole compare. Here each kernel is
 compiled once, exported, and timed in ``processes`` fresh processes (all kernels of a workload
 interleaved in each, ``rounds`` rounds); its latency is the median over processes of each process's
