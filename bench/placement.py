@@ -20,25 +20,23 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from suite import add_run_choice  # noqa: E402  (bench/ is on the path from here on)
+from suite import add_run_choice, chosen_runs, export_best, positive_int  # noqa: E402  (bench/ is on the path from here on)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_choice(parser)
-    parser.add_argument("--processes", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", type=positive_int, default=8)
+    parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the table")
     args = parser.parse_args(argv)
 
     from process_timing import time_in_processes
-    from suite import export_best, load_runs
 
     from ms_droplet.machine import machine_info
     from ms_droplet.workloads import get_workload, host_target
 
-    runs = {(r["contender"], r.get("seed", 0)): r for r in load_runs(args.results)
-            if r["workload"] == args.workload and r["n"] == args.n}
+    runs = chosen_runs(args)
     mine: dict[str, list[dict]] = {}
     for contender in args.contenders:
         for seed in args.seeds:

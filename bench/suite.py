@@ -78,6 +78,13 @@ def add_run_choice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=300)
 
 
+def chosen_runs(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
+    """The runs that :func:`add_run_choice`'s options pick and ``runs.jsonl`` holds: (contender, seed) -> run."""
+    runs = {(r["contender"], r.get("seed", 0)): r for r in load_runs(args.results)
+            if r["workload"] == args.workload and r["n"] == args.n}
+    return {(c, s): runs[(c, s)] for c in args.contenders for s in args.seeds if (c, s) in runs}
+
+
 def load_runs(results: Path) -> list[dict]:
     path = results / "runs.jsonl"
     if not path.exists():
@@ -405,7 +412,8 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds {text!r} are not like 0,1,2 or 0-2") from None
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer, or an error naming the text."""
     try:
         value = int(text)
     except ValueError:
@@ -437,7 +445,7 @@ def main(argv=None) -> int:
             p.add_argument("--jobs", type=int, default=1, help="contenders tuned at once (>1 skews timings)")
         else:
             p.add_argument("--rounds", type=int, default=5, help="interleaved rounds in each timing process")
-            p.add_argument("--processes", type=_positive, default=5,
+            p.add_argument("--processes", type=positive_int, default=5,
                            help="fresh processes each kernel is timed in; its latency is the median over them "
                                 "(one process is one draw of memory placement, see bench/process_timing.py)")
             p.add_argument("--tag", type=_tag, default=None, help="written to summary-N<n>-<tag>.*: a partial "

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import tvm.s_tir.tensor_intrin  # noqa: F401  (records may use registered tensor intrinsics)
-    from suite import _inputs_for, kernel_timer, load_runs
+    from suite import _inputs_for, chosen_runs, kernel_timer
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.builder import fast_builder
@@ -46,8 +46,7 @@ def main(argv=None) -> int:
     target = host_target()
     wl = get_workload(args.workload)
     _, tensors = _inputs_for(wl.mod["main"], 0)
-    runs = {(r["contender"], r.get("seed", 0)): r for r in load_runs(args.results)
-            if r["workload"] == args.workload and r["n"] == args.n}
+    runs = chosen_runs(args)
     rows = []
     for contender in args.contenders:
         for seed in args.seeds:

@@ -265,6 +265,10 @@ def test_placement_times_each_best_kernel_in_processes_with_aslr_on_and_off(repl
     with pytest.raises(SystemExit, match="no run of droplet@N seed 0 on GMM-0 at N=6"):
         _bench("placement").main(["--results", str(results), "--workload", "GMM-0", "--n", "6",
                                   "--contenders", "droplet@N"])
+    with pytest.raises(SystemExit):
+        _bench("placement").main(["--results", str(results), "--workload", "GMM-0", "--contenders", "droplet@N",
+                                  "--processes", "0"])
+    assert "'0' is not a positive integer" in capsys.readouterr().err
 
 
 def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, capsys):
