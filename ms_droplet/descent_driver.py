@@ -1,8 +1,8 @@
 """Descents over real schedules: the TVM side of :mod:`.descent`.
 
 A descent starts from the best measured schedule no descent has visited; its proposals are
-replayed into schedules (aliases and failures are answered at once, schedules measured before
-with their samples), the rest are measured. With ``per_batch > 1`` several descents share each
+replayed into schedules (aliases, failures and schedules refused by the recompute guard are
+answered at once as failures, schedules measured before with their samples), the rest are measured. With ``per_batch > 1`` several descents share each
 batch, each taking an equal part of it, so each moves after a few of its best-ranked
 neighbours instead of a whole batch of them; a batch smaller than the screening depth does the
 same for one descent. A descent screens up to ``depth`` neighbours at a radius (over one batch or
@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tvm.ir import IRModule
 from tvm.s_tir.schedule import Trace
 
 from .candidates import Measured, Pending, Proposal
@@ -46,7 +47,8 @@ class DescentDriver:
                  num_seeds: int, new_seed: Callable[[], int],
                  rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
                  two_site: Callable[[], int] = lambda: 0,
-                 avoid_timed_out_moves: bool = True) -> None:
+                 avoid_timed_out_moves: bool = True,
+                 excessive: Callable[[IRModule], bool] = lambda mod: False) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -59,6 +61,7 @@ class DescentDriver:
         self.per_batch = per_batch
         self.two_site = two_site  # two-site moves for a descent starting now (asked as each one starts)
         self.avoid_timed_out_moves = avoid_timed_out_moves
+        self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
@@ -155,7 +158,8 @@ class DescentDriver:
 
     def _replay(self, descent: Descent, proposals: list[Point],
                 measured: dict[int, Measured]) -> tuple[dict[Point, Samples], list[Proposal]]:
-        """Proposals as schedules: answered at once (alias, failure, known) or fresh to measure."""
+        """Proposals as schedules: answered at once (alias, failure, known, excessive work) or fresh
+        to measure."""
         droplet = descent.droplet
         known: dict[Point, Samples] = {}
         fresh: list[Proposal] = []
@@ -174,6 +178,8 @@ class DescentDriver:
                 known[point] = measured[key].samples
             elif key in self._taken or key in fresh_keys:
                 known[point] = None  # the same schedule is already in this batch
+            elif self.excessive(sch.mod):
+                known[point] = None  # recomputes too much to be fast: a failure, without its timeout
             else:
                 fresh_keys.add(key)
                 fresh.append((sch, Pending(key, trace, point)))

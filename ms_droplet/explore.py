@@ -1,6 +1,6 @@
 """Exploration: where the schedules a descent starts from come from.
 
-Two sources, one interface (``propose(n, is_new)``, ``notify(results)``, ``close()``):
+Two sources, one interface (``propose(n, wanted)``, ``notify(results)``, ``close()``):
 random replay of the design spaces, and MetaSchedule's own evolutionary search driven from
 inside. :class:`Exploration` spends a budget of trials on one source.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from tvm.ir import IRModule
 from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch
 from tvm.s_tir.schedule import Trace
 
@@ -27,7 +28,9 @@ COST_MODEL_WARMUP = 100
 # Exploration rounds in a row that yield nothing new before exploration is declared exhausted.
 MAX_EMPTY_ROUNDS = 3
 
-IsNew = Callable[[int, set[int]], bool]  # (key, keys taken in this batch) -> not measured before
+# (key, keys taken in this batch, the candidate's module) -> worth measuring: not measured before,
+# not taken, and not refused by the recompute guard (:mod:`.recompute`)
+Wanted = Callable[[int, set[int], IRModule], bool]
 
 
 def model_ranks(cost_model, seen: int) -> bool:
@@ -65,7 +68,7 @@ class ReplayExplorer:
         self.rng_index = rng_index
         self.max_fail_count = max_fail_count
 
-    def propose(self, n: int, is_new: IsNew) -> list[Proposal]:
+    def propose(self, n: int, wanted: Wanted) -> list[Proposal]:
         picked: list[Proposal] = []
         taken: set[int] = set()
         for _ in range(n * self.max_fail_count):
@@ -76,7 +79,7 @@ class ReplayExplorer:
             if sch is None:
                 continue
             key = module_key(sch.mod)
-            if is_new(key, taken):
+            if wanted(key, taken, sch.mod):
                 taken.add(key)
                 picked.append((sch, Pending(key, base_trace(sch.trace))))
         return picked
@@ -89,7 +92,7 @@ class ReplayExplorer:
 
 
 class EvolutionaryExplorer:
-    """MetaSchedule's ``EvolutionarySearch`` driven from inside; schedules already known are dropped."""
+    """MetaSchedule's ``EvolutionarySearch`` driven from inside; schedules not wanted are dropped."""
 
     def __init__(self, context: TuneContext, trials: int, batch: int, design_spaces, database, cost_model) -> None:
         self.inner = EvolutionarySearch()
@@ -97,14 +100,14 @@ class EvolutionaryExplorer:
         self.inner.pre_tuning(trials, batch, design_spaces, database, cost_model)
         self.kept: list = []  # what the inner strategy proposed and we kept, for its notify
 
-    def propose(self, n: int, is_new: IsNew) -> list[Proposal] | None:
+    def propose(self, n: int, wanted: Wanted) -> list[Proposal] | None:
         candidates = self.inner.generate_measure_candidates()
         if candidates is None:
             return None
         picked, kept, taken = [], [], set()
         for cand in candidates:
             key = module_key(cand.sch.mod)
-            if is_new(key, taken):
+            if wanted(key, taken, cand.sch.mod):
                 taken.add(key)
                 kept.append(cand)
                 picked.append((cand.sch, Pending(key, base_trace(cand.sch.trace))))
@@ -135,10 +138,10 @@ class Exploration:
     def active(self) -> bool:
         return self.left > 0
 
-    def propose(self, n: int, is_new: IsNew) -> list[Proposal] | None:
+    def propose(self, n: int, wanted: Wanted) -> list[Proposal] | None:
         """Up to ``n`` new candidates; ``None`` when the exploration is over (spent, exhausted or dry)."""
         while self.left > 0:
-            picked = self.explorer.propose(min(n, self.left), is_new)
+            picked = self.explorer.propose(min(n, self.left), wanted)
             if picked is None:
                 break
             if picked:

@@ -20,6 +20,7 @@ from .explore import (
     model_ranks,
     resolve_source,
 )
+from .recompute import MAX_WORK_RATIO, RecomputeGuard
 from .space import Point
 from .trace import run_samples
 
@@ -55,6 +56,12 @@ def _check_bool(name: str, value: Any) -> bool:
 def _check_min_gain(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"DropletSearch: min_gain must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_ratio(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+        raise ValueError(f"DropletSearch: max_work_ratio must be a number >= 1 or None, got {value!r}")
     return float(value)
 
 
@@ -102,11 +109,12 @@ class _TaskState:
         self.refills = 0
         self.fruitless_refills = 0
         self.sent_at_refill = -1
+        self.guard = RecomputeGuard(self.mod, opts["max_work_ratio"])
         self.descents = DescentDriver(
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
             per_batch=opts["descents_per_batch"], two_site=self._two_site,
-            avoid_timed_out_moves=opts["avoid_timed_out_moves"],
+            avoid_timed_out_moves=opts["avoid_timed_out_moves"], excessive=self.guard.excessive,
         )
 
         planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
@@ -135,8 +143,8 @@ class _TaskState:
     def _new_seed(self) -> int:
         return int(self.rng.integers(1, _MAX_SEED))
 
-    def _is_new(self, key: int, taken: set[int]) -> bool:
-        return key not in self.measured and key not in taken
+    def _wanted(self, key: int, taken: set[int], mod) -> bool:
+        return key not in self.measured and key not in taken and not self.guard.excessive(mod)
 
     def _two_site(self) -> int:
         """Two-site moves are screened by the cost model: before it has trained (or without one)
@@ -158,7 +166,7 @@ class _TaskState:
         while self.sent < self.max_trials:
             n = min(self.batch, self.max_trials - self.sent)
             if self.exploration.active:
-                picked = self.exploration.propose(n, self._is_new)
+                picked = self.exploration.propose(n, self._wanted)
                 if picked is not None:
                     return self._send(picked, exploring=True)
                 continue
@@ -231,6 +239,9 @@ class _TaskState:
 
     def close(self) -> None:
         self.exploration.close()
+        if self.guard.skipped:
+            logger.info("droplet %s: %d schedules not measured, estimated above %g times the workload's work",
+                        self.context.task_name, self.guard.skipped, self.guard.max_ratio)
 
 
 class _DropletSearch(PySearchStrategy):
@@ -328,6 +339,13 @@ class _DropletSearch(PySearchStrategy):
         them) whose candidate timed out in the builder or the runner, from any later centre:
         such a build comes from what the move sets (a deep unroll, a compute location inside
         a long loop), and one timeout stalls a small descent batch for the whole timeout.
+    max_work_ratio : float >= 1 or None, default 1000
+        A candidate (explored or a descent's neighbour) whose work, as MetaSchedule estimates
+        it (``estimate_tir_flops``), is above this multiple of the workload's is never measured:
+        a compute location inside a long loop that recomputes a reduction on every iteration
+        (about 65,000 times on SFM-1, softmax). Those ran into the runner's timeout, 30 s of
+        wall for one useless trial; kernels that finished in time estimated at most a few hundred
+        times the workload's work (:mod:`ms_droplet.recompute`). ``None`` measures everything.
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -349,6 +367,7 @@ class _DropletSearch(PySearchStrategy):
         descent_batch: int | None = None,
         two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
+        max_work_ratio: float | None = MAX_WORK_RATIO,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
@@ -367,6 +386,7 @@ class _DropletSearch(PySearchStrategy):
             "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
+            "max_work_ratio": None if max_work_ratio is None else _check_ratio(max_work_ratio),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None

@@ -202,6 +202,7 @@ def test_parse_strategy_accepts_names_options_and_factories():
     assert made.options["explore"] == "replay" and made.options["num_seeds"] == 2
     custom = parse_strategy("ms_droplet.strategy:DropletSearch:num_seeds=4").make()
     assert custom.options["num_seeds"] == 4
+    assert parse_strategy("droplet:max_work_ratio=none").make().options["max_work_ratio"] is None
     for bad, needle in [("simulated-annealing", "is not one of"), ("droplet:num_seeds=0", "num_seeds"),
                         ("droplet:explore", "OPTION=VALUE"), ("droplet:nonsense=1", "nonsense"), ("no.such.module:f", "cannot import"),
                         ("ms_droplet.strategy:DropletSearch:num_seeds=0", "num_seeds"),

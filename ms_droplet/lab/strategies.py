@@ -19,9 +19,12 @@ BUILTIN = ("evolutionary", "replay-trace", "replay-func")
 
 
 def typed(options: dict[str, str]) -> dict[str, Any]:
-    """Option strings as Python values: ``"0.7"`` -> 0.7, ``"3"`` -> 3, ``"true"`` -> True."""
+    """Option strings as Python values: ``"0.7"`` -> 0.7, ``"3"`` -> 3, ``"true"`` -> True, ``"none"`` -> None."""
     out: dict[str, Any] = {}
     for key, text in options.items():
+        if text.lower() == "none":
+            out[key] = None
+            continue
         if text.lower() in ("true", "false"):
             out[key] = text.lower() == "true"
             continue

@@ -1,0 +1,60 @@
+"""Schedules that recompute far more than the workload needs are never measured.
+
+A compute location inside a long loop makes a block redo its whole work on every iteration of
+that loop: on SFM-1 (softmax, 512x512) a row maximum or sum placed under the loop over a row's
+elements makes the schedule do about 65,000 times the workload's floating-point operations.
+Such a schedule cannot be fast; measured, it runs into the runner's timeout (30 s of the tuning
+run's wall for one useless trial). MetaSchedule's own estimate of the work
+(``estimate_tir_flops``, which multiplies each block's operations by the loops around it) shows
+it before anything is built.
+
+The bound is wide on purpose. The estimate counts what the TIR says, not what LLVM leaves of it
+after hoisting loop-invariant code: SFM-1's fastest kernel in one run estimated 139 times the
+workload's work. Measured on the bench's six workloads (docs/benchmarks.md), every kernel that
+finished in time estimated at most a few hundred times the workload's work, every one that
+timed out in the runner above 65,000 times.
+"""
+
+from __future__ import annotations
+
+from tvm.ir import IRModule
+from tvm.s_tir.analysis import estimate_tir_flops
+
+#: Default bound: a schedule estimated above this multiple of the workload's work is skipped.
+MAX_WORK_RATIO = 1000.0
+
+
+def estimated_work(mod: IRModule) -> float:
+    """Floating-point operations of one run of ``mod`` as MetaSchedule estimates them; 0 if it cannot."""
+    try:
+        return float(estimate_tir_flops(mod))
+    except Exception:  # an estimate is a hint: a module it cannot read is never skipped for it
+        return 0.0
+
+
+class RecomputeGuard:
+    """Tells which schedules of one workload do more than ``max_ratio`` times its work.
+
+    ``max_ratio=None`` switches the guard off, as does a workload without floating-point work
+    (nothing to compare with).
+    """
+
+    def __init__(self, mod: IRModule, max_ratio: float | None = MAX_WORK_RATIO) -> None:
+        self.max_ratio = max_ratio
+        self.base = estimated_work(mod)
+        self.skipped = 0  # schedules refused so far
+
+    @property
+    def active(self) -> bool:
+        return self.max_ratio is not None and self.base > 0
+
+    def ratio(self, mod: IRModule) -> float:
+        """``mod``'s estimated work over the workload's."""
+        return estimated_work(mod) / self.base if self.base > 0 else 0.0
+
+    def excessive(self, mod: IRModule) -> bool:
+        """Whether ``mod`` (a scheduled version of the workload) is over the bound; counts refusals."""
+        if not self.active or self.ratio(mod) <= self.max_ratio:
+            return False
+        self.skipped += 1
+        return True
