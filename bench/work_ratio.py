@@ -81,8 +81,13 @@ def main(argv=None) -> int:
         guard = RecomputeGuard(mod)
         records = [rec for d in sorted(set(dirs)) if (d / "database_tuning_record.json").exists()
                    for rec in record_ratios(d, mod, guard)]
+        if not any(secs is not None for _, secs in records):
+            print(f"work_ratio: {name}: no record that ran, skipped", file=sys.stderr)
+            continue
         rows.append(workload_row(name, records, bound))
         print(json.dumps(rows[-1]), flush=True)
+    if not rows:
+        return 2
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
     for row in rows:

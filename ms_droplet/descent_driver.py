@@ -2,8 +2,8 @@
 
 A descent starts from the best measured schedule no descent has visited; its proposals are
 replayed into schedules (aliases, failures and schedules refused by the recompute guard are
-answered at once as failures, schedules measured before with their samples), the rest are measured. With ``per_batch > 1`` several descents share each
-batch, each taking an equal part of it, so each moves after a few of its best-ranked
+answered at once as failures, schedules measured before with their samples), the rest are
+measured. With ``per_batch > 1`` several descents share each batch, each taking an equal part of it, so each moves after a few of its best-ranked
 neighbours instead of a whole batch of them; a batch smaller than the screening depth does the
 same for one descent. A descent screens up to ``depth`` neighbours at a radius (over one batch or
 several) before its radius grows. With ``paired``, each descent's

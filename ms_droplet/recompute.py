@@ -10,7 +10,7 @@ it before anything is built.
 
 The bound is wide on purpose. The estimate counts what the TIR says, not what LLVM leaves of it
 after hoisting loop-invariant code: SFM-1's fastest kernel in one run estimated 139 times the
-workload's work. Over the 2,100 SFM-1 schedules tuned on the bench (``bench/work_ratio.py``,
+workload's work. Over the 2,100 SFM-1 schedules of seven runs on the bench (``bench/work_ratio.py``,
 docs/benchmarks.md), those within 1.1x of the fastest estimated at most 161 times; of the 15
 above 1000 times, 12 timed out in the runner and 3 ran at least 584 times slower than the
 fastest. On the other five workloads every one of 18,500 schedules estimated exactly the
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from tvm.ir import IRModule
 from tvm.s_tir.analysis import estimate_tir_flops
+
+from .trace import module_key
 
 #: Default bound: a schedule estimated above this multiple of the workload's work is skipped.
 MAX_WORK_RATIO = 1000.0
@@ -44,7 +46,12 @@ class RecomputeGuard:
     def __init__(self, mod: IRModule, max_ratio: float | None = MAX_WORK_RATIO) -> None:
         self.max_ratio = max_ratio
         self.base = estimated_work(mod)
-        self.skipped = 0  # schedules refused so far
+        self.refused: set[int] = set()  # keys of the schedules refused so far
+
+    @property
+    def skipped(self) -> int:
+        """Distinct schedules refused so far (one drawn twice counts once)."""
+        return len(self.refused)
 
     @property
     def active(self) -> bool:
@@ -58,5 +65,5 @@ class RecomputeGuard:
         """Whether ``mod`` (a scheduled version of the workload) is over the bound; counts refusals."""
         if not self.active or self.ratio(mod) <= self.max_ratio:
             return False
-        self.skipped += 1
+        self.refused.add(module_key(mod))
         return True
