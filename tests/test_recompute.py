@@ -11,25 +11,18 @@ from __future__ import annotations
 import logging
 
 import tvm
-from conftest import make_context
+from conftest import make_context, recorded_run_times
 from tvm import te
-from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.testing import te_workload
 
 import ms_droplet
 from ms_droplet.recompute import RecomputeGuard
-from ms_droplet.trace import module_key
 
 BOUND = 10.0
 
 
 def softmax_mod(n: int = 64) -> tvm.IRModule:
     return tvm.IRModule({"main": te.create_prim_func(te_workload.softmax_mn(n, n))})
-
-
-def _run_times(cands):
-    """Recorded run times: a fixed time per schedule, the same in every run."""
-    return [ms.runner.RunnerResult([1e-6 * (1 + module_key(c.sch.mod) % 997)] * 2, None) for c in cands]
 
 
 class _Messages(logging.Handler):
@@ -55,7 +48,7 @@ def _measured_ratios(max_work_ratio, target):
     ratios = []
     while (cands := ctx.generate_measure_candidates()) is not None:
         ratios += [check.ratio(c.sch.mod) for c in cands]
-        ctx.notify_runner_results(cands, _run_times(cands))
+        ctx.notify_runner_results(cands, recorded_run_times(cands))
     ctx.post_tuning()
     return ratios, guard
 

@@ -7,7 +7,7 @@ fault or replays recorded run times.
 from __future__ import annotations
 
 import pytest
-from conftest import make_context, matmul_mod, measure
+from conftest import make_context, matmul_mod, measure, recorded_run_times
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
@@ -124,17 +124,10 @@ def test_mismatched_results_are_refused(target, builder, runner):
     ctx.post_tuning()
 
 
-def _recorded_run_times(cands):
-    """Recorded measurements: a fixed run time per schedule, so two runs see the same numbers."""
-    return [
-        ms.runner.RunnerResult([1e-6 * (1 + module_key(c.sch.mod) % 997)] * 2, None) for c in cands
-    ]
-
-
-def test_same_seed_and_recorded_run_times_give_the_same_candidates(target):
+def test_same_seed_andrecorded_run_times_give_the_same_candidates(target):
     def sequence(seed):
         ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore_trials=8, seed=seed))
-        return drive(ctx, 40, 8, _recorded_run_times)
+        return drive(ctx, 40, 8, recorded_run_times)
 
     first, again, other = sequence(11), sequence(11), sequence(12)
     assert first == again
@@ -145,7 +138,7 @@ def test_same_seed_and_recorded_run_times_give_the_same_candidates(target):
 def test_spend_budget_explores_again_instead_of_ending_early(target):
     def run(spend):
         strategy = ms_droplet.DropletSearch(explore_trials=8, num_seeds=1, spend_budget=spend, seed=3)
-        batches = drive(make_context(matmul_mod(), target, strategy), 160, 8, _recorded_run_times)
+        batches = drive(make_context(matmul_mod(), target, strategy), 160, 8, recorded_run_times)
         keys = [k for b in batches for k in b]
         return len(keys), len(set(keys))
 
@@ -158,8 +151,8 @@ def test_spend_budget_explores_again_instead_of_ending_early(target):
 def test_schedules_in_the_database_are_never_measured_again(target):
     mod = matmul_mod()
     db = ms.database.MemoryDatabase()
-    first = drive(make_context(mod, target), 24, 8, _recorded_run_times, database=db)
-    second = drive(make_context(mod, target, seed=8), 24, 8, _recorded_run_times, database=db)
+    first = drive(make_context(mod, target), 24, 8, recorded_run_times, database=db)
+    second = drive(make_context(mod, target, seed=8), 24, 8, recorded_run_times, database=db)
     seen = {k for b in first for k in b}
     again = [k for b in second for k in b]
     assert again, "the resumed run measured nothing"
@@ -176,7 +169,7 @@ def test_explore_evolutionary_needs_database_and_cost_model(target):
 def test_explore_evolutionary_with_database_and_cost_model(target):
     db = ms.database.MemoryDatabase()
     ctx = make_context(matmul_mod(), target, ms_droplet.DropletSearch(explore="evolutionary", explore_trials=8))
-    batches = drive(ctx, 16, 8, _recorded_run_times, database=db, cost_model=ms.cost_model.RandomModel())
+    batches = drive(ctx, 16, 8, recorded_run_times, database=db, cost_model=ms.cost_model.RandomModel())
     keys = [k for b in batches for k in b]
     assert len(keys) == 16 == len(set(keys))
 
