@@ -41,13 +41,16 @@ class Descent:
 
 
 class DescentDriver:
-    """Runs up to ``per_batch`` descents at a time, from ever later seeds, ``num_seeds`` in all."""
+    """Runs up to ``per_batch`` descents at a time, from ever later seeds, ``num_seeds`` in all.
+
+    With ``singles_first`` a batch holds no move of several sites beside the one-site move of
+    one of its parts (:meth:`~ms_droplet.descent.Droplet.singles_first`)."""
 
     def __init__(self, mod, postprocs, task_name: str, *, p_value: float, min_gain: float, paired: bool,
                  num_seeds: int, new_seed: Callable[[], int],
                  rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
                  two_site: Callable[[], int] = lambda: 0,
-                 avoid_timed_out_moves: bool = True,
+                 avoid_timed_out_moves: bool = True, singles_first: bool = False,
                  excessive: Callable[[IRModule], bool] = lambda mod: False) -> None:
         self.mod = mod
         self.postprocs = postprocs
@@ -61,6 +64,7 @@ class DescentDriver:
         self.per_batch = per_batch
         self.two_site = two_site  # two-site moves for a descent starting now (asked as each one starts)
         self.avoid_timed_out_moves = avoid_timed_out_moves
+        self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
@@ -139,7 +143,14 @@ class DescentDriver:
             # a radius is screened as deeply as one lone full batch would: depth, less its control
             screen = depth - (1 if self.paired and depth >= 2 else 0)
             take = min(room, max(screen - descent.screened, 1))
-            if len(fresh) > take:
+            if self.singles_first and len(fresh) > 1:
+                ranked = self.rank(fresh)
+                kept = set(droplet.singles_first([p.point for _, p in ranked], take))
+                left = len(fresh) - len(kept)
+                fresh = [x for x in ranked if x[1].point in kept]
+                # moves held back for their parts get the next look, if the screen has room
+                descent.last_look = not left or descent.screened + len(fresh) >= screen
+            elif len(fresh) > take:
                 fresh = self.rank(fresh)[:take]
                 descent.last_look = descent.screened + take >= screen
             else:

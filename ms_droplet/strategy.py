@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
 
 EXPLORE_SOURCES = SOURCES
+#: When a descent batch measures a one-site move before the moves of several sites holding it.
+SINGLES_FIRST = ("never", "after_timeout", "always")
 _MAX_SEED = 2**31 - 1
 # A/A on this package's bench (one schedule timed twice per interleaved batch, 5 rounds): the paired
 # test alone accepted 7-8 copies in 100; with a 0.5% floor, 2.4; with 1%, none (docs/benchmarks.md).
@@ -114,7 +116,8 @@ class _TaskState:
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
             per_batch=opts["descents_per_batch"], two_site=self._two_site,
-            avoid_timed_out_moves=opts["avoid_timed_out_moves"], excessive=self.guard.excessive,
+            avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
+            excessive=self.guard.excessive,
         )
 
         planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
@@ -226,6 +229,11 @@ class _TaskState:
                 failed.append(result.error_msg or f"unusable run times {secs}")
                 if pending.point is not None and "timeout" in str(result.error_msg).lower():
                     timed_out.setdefault(pending.descent, []).append(pending.point)
+        if (self.opts["singles_first"] == "after_timeout" and not self.descents.singles_first
+                and any("timeout" in msg.lower() for msg in failed)):
+            self.descents.singles_first = True
+            logger.info("droplet %s: a candidate timed out; from now on a descent batch measures a one-site move "
+                        "before the moves of several sites that hold it", self.context.task_name)
         if failed:
             logger.warning(
                 "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
@@ -339,6 +347,12 @@ class _DropletSearch(PySearchStrategy):
         them) whose candidate timed out in the builder or the runner, from any later centre:
         such a build comes from what the move sets (a deep unroll, a compute location inside
         a long loop), and one timeout stalls a small descent batch for the whole timeout.
+    singles_first : {"never", "after_timeout", "always"}, default "never"
+        When a descent batch holds a one-site move, the moves of several sites that contain it
+        (the two-site moves) wait for a later batch: if the part times out, they are never
+        measured (``avoid_timed_out_moves``), since they would mostly time out too (on SFM-1, 5
+        of 7 such moves in one batch did, and the batch waited out each timeout).
+        ``"after_timeout"`` does so once the task has seen a candidate time out.
     max_work_ratio : float >= 1 or None, default 1000
         A candidate (explored or a descent's neighbour) whose work, as MetaSchedule estimates
         it (``estimate_tir_flops``), is above this multiple of the workload's is never measured:
@@ -368,11 +382,14 @@ class _DropletSearch(PySearchStrategy):
         descent_batch: int | None = None,
         two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
+        singles_first: str = "never",
         max_work_ratio: float | None = MAX_WORK_RATIO,
         seed: int | None = None,
     ) -> None:
         if explore not in EXPLORE_SOURCES:
             raise ValueError(f"DropletSearch: explore must be one of {EXPLORE_SOURCES}, got {explore!r}")
+        if singles_first not in SINGLES_FIRST:
+            raise ValueError(f"DropletSearch: singles_first must be one of {SINGLES_FIRST}, got {singles_first!r}")
         self._options = {
             "explore_trials": _check_int("explore_trials", explore_trials, 0),
             "explore_fraction": _check_fraction("explore_fraction", explore_fraction, allow_zero=False),
@@ -387,6 +404,7 @@ class _DropletSearch(PySearchStrategy):
             "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
+            "singles_first": singles_first,
             "max_work_ratio": None if max_work_ratio is None else _check_ratio(max_work_ratio),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }

@@ -174,3 +174,18 @@ def test_a_move_that_timed_out_is_not_offered_again_from_later_centres():
     assert (tile_move[0], 2) not in later  # radius 2 on unroll is not reached yet at radius 1
     droplet.radius = 2
     assert (tile_move[0], 2) in droplet.proposals(), "other values of the same site stay open"
+
+
+def test_singles_first_holds_back_the_two_site_moves_of_a_part_measured_alone():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),), two_site=9, seed=1)
+    unroll_1, tile_a, tile_b = ((16, 1, 1), 1), ((8, 2, 1), 0), ((8, 1, 2), 0)
+    pair_a, pair_b = ((8, 2, 1), 1), ((8, 1, 2), 1)  # each holds unroll 0 -> 1 and a tile move
+    ranked = [pair_a, tile_a, unroll_1, pair_b, tile_b]  # as a cost model might rank them
+    assert set(ranked) == set(droplet.proposals())
+    # unroll_1 comes after pair_a, which gives way to it; pair_b holds a part already taken
+    assert droplet.singles_first(ranked, 5) == [tile_a, unroll_1, tile_b]
+    # the batch fills in rank order: with room for two, pair_a is taken before any single holds it
+    assert droplet.singles_first([pair_a, tile_b, unroll_1], 2) == [pair_a, tile_b]
+    # a pair whose parts have no one-site move in the batch keeps its rank
+    assert droplet.singles_first([pair_b, tile_a], 2) == [pair_b, tile_a]

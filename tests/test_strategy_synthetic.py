@@ -111,15 +111,15 @@ def test_a_warm_start_counts_towards_exploration():
     ctx.post_tuning()
 
 
+def _unroll_index(sch) -> int:
+    trace = base_trace(sch.trace)
+    return next(int(getattr(d, "value", d)) for i, d in trace.decisions.items() if i.kind.name == "SampleCategorical")
+
+
 def _timeouts_per_descent(avoid: bool) -> dict[int, int]:
     """Timed-out candidates of each descent, where (injected fault) every schedule with unroll
     index 1 "times out" in the builder. The optimum has unroll index 0, so every centre there has
     unroll -> 1 as a radius-1 neighbour."""
-    def unroll_index(sch) -> int:
-        trace = base_trace(sch.trace)
-        return next(int(getattr(d, "value", d)) for i, d in trace.decisions.items()
-                    if i.kind.name == "SampleCategorical")
-
     timeout = ms.runner.RunnerResult(None, "LocalBuilder: Timeout, killed after 30.0 seconds")
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=2, seed=1,
                                         avoid_timed_out_moves=avoid)
@@ -128,7 +128,7 @@ def _timeouts_per_descent(avoid: bool) -> dict[int, int]:
     state = strategy._state
     timeouts: dict[int, int] = {}
     while (cands := ctx.generate_measure_candidates()) is not None:
-        results = [timeout if unroll_index(c.sch) == 1 else r
+        results = [timeout if _unroll_index(c.sch) == 1 else r
                    for c, r in zip(cands, landscape(cands), strict=True)]
         for pending, result in zip(state.pending, results, strict=True):
             if pending.descent and result.error_msg:
@@ -278,3 +278,31 @@ def test_a_smaller_descent_batch_still_screens_a_full_batch_of_a_radius_before_i
     ctx.post_tuning()
     # 16 neighbours (one per_iter batch) screened at radius 1 in batches of 4, then radius 2
     assert radii[:4] == [(1, 4)] * 4 and radii[4][0] == 2
+
+
+def _descent_timeouts_with_two_site_moves(singles_first: str) -> tuple[int, float]:
+    """Timed-out descent candidates and the best time reached, where (injected fault) every
+    schedule with unroll index 1 "times out" in the builder; the oracle model ranks two-site moves
+    in (104 exploration results), and some of them hold unroll -> 1."""
+    timeout = ms.runner.RunnerResult(None, "LocalBuilder: Timeout, killed after 30.0 seconds")
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=104, num_seeds=2, seed=5,
+                                        singles_first=singles_first)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, RecordingOracleModel())
+    state = strategy._state
+    timeouts, best = 0, math.inf
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        results = [timeout if _unroll_index(c.sch) == 1 else r for c, r in zip(cands, landscape(cands), strict=True)]
+        timeouts += sum(1 for p, r in zip(state.pending, results, strict=True) if p.descent and r.error_msg)
+        best = min([best] + [float(r.run_secs[0]) for r in results if not r.error_msg])
+        ctx.notify_runner_results(cands, results)
+    ctx.post_tuning()
+    assert state.descents.singles_first == (singles_first != "never")
+    return timeouts, best
+
+
+def test_after_a_timeout_a_part_is_measured_alone_before_the_two_site_moves_that_hold_it():
+    plain, plain_best = _descent_timeouts_with_two_site_moves("never")
+    careful, careful_best = _descent_timeouts_with_two_site_moves("after_timeout")
+    assert careful < plain, (careful, plain)
+    assert careful_best == pytest.approx(OPTIMUM) and plain_best == pytest.approx(OPTIMUM)
