@@ -347,7 +347,7 @@ class _DropletSearch(PySearchStrategy):
         them) whose candidate timed out in the builder or the runner, from any later centre:
         such a build comes from what the move sets (a deep unroll, a compute location inside
         a long loop), and one timeout stalls a small descent batch for the whole timeout.
-    singles_first : {"never", "after_timeout", "always"}, default "never"
+    singles_first : {"never", "after_timeout", "always"}, default "after_timeout"
         When a descent batch holds a one-site move, the moves of several sites that contain it
         (the two-site moves) wait for a later batch: if the part times out, they are never
         measured (``avoid_timed_out_moves``), since they would mostly time out too (on SFM-1, 5
@@ -382,7 +382,7 @@ class _DropletSearch(PySearchStrategy):
         descent_batch: int | None = None,
         two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
-        singles_first: str = "never",
+        singles_first: str = "after_timeout",
         max_work_ratio: float | None = MAX_WORK_RATIO,
         seed: int | None = None,
     ) -> None:
