@@ -144,7 +144,8 @@ class DescentDriver:
             screen = depth - (1 if self.paired and depth >= 2 else 0)
             take = min(room, max(screen - descent.screened, 1))
             if self.singles_first and len(fresh) > 1:
-                ranked = self.rank(fresh)
+                # when every move fits, which ones wait does not depend on their rank
+                ranked = self.rank(fresh) if len(fresh) > take else fresh
                 kept = set(droplet.singles_first([p.point for _, p in ranked], take))
                 left = len(fresh) - len(kept)
                 fresh = [x for x in ranked if x[1].point in kept]

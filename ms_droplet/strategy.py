@@ -216,6 +216,7 @@ class _TaskState:
         controls: dict[int, tuple[float, ...] | None] = {}
         timed_out: dict[int, list[Point]] = {}
         failed: list[str] = []
+        saw_timeout = False
         for pending, result in zip(self.pending, results, strict=True):
             samples = None if result.error_msg else run_samples(result.run_secs)
             if pending.control:
@@ -227,10 +228,11 @@ class _TaskState:
             if samples is None:
                 secs = [float(getattr(x, "value", x)) for x in (result.run_secs or [])]
                 failed.append(result.error_msg or f"unusable run times {secs}")
-                if pending.point is not None and "timeout" in str(result.error_msg).lower():
-                    timed_out.setdefault(pending.descent, []).append(pending.point)
-        if (self.opts["singles_first"] == "after_timeout" and not self.descents.singles_first
-                and any("timeout" in msg.lower() for msg in failed)):
+                if "timeout" in str(result.error_msg).lower():
+                    saw_timeout = True
+                    if pending.point is not None:
+                        timed_out.setdefault(pending.descent, []).append(pending.point)
+        if saw_timeout and self.opts["singles_first"] == "after_timeout" and not self.descents.singles_first:
             self.descents.singles_first = True
             logger.info("droplet %s: a candidate timed out; from now on a descent batch measures a one-site move "
                         "before the moves of several sites that hold it", self.context.task_name)
