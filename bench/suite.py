@@ -190,9 +190,10 @@ def cmd_compare(args) -> int:
     missing = [f"{c} on {w}" for w in args.workloads if w in tuned for c in args.contenders or () if (w, c) not in have]
     if args.contenders and not have:
         missing = list(args.contenders)
-    if args.contenders and args.verdict not in args.contenders:
-        print(f"suite compare: --verdict {args.verdict!r} is not among --contenders", file=sys.stderr)
-        return 2
+    for name in (args.verdict, *(c for _, c in args.verdict_on or ())):
+        if args.contenders and name not in args.contenders:
+            print(f"suite compare: --verdict contender {name!r} is not among --contenders", file=sys.stderr)
+            return 2
     if missing:
         print(f"suite compare: no run of {', '.join(missing)} at N={args.n} in {results}", file=sys.stderr)
         return 2
@@ -248,7 +249,7 @@ def cmd_compare(args) -> int:
             entry["contenders"][name] = row
         summary["workloads"][workload] = entry
         print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
-    summary["verdict"] = verdict(summary, args.verdict)
+    summary["verdict"] = verdict(summary, args.verdict, dict(args.verdict_on or ()))
     # One set of outputs per N, so that a compare at another budget does not overwrite them.
     stem = f"N{args.n}" + (f"-{args.tag}" if args.tag else "")
     (results / f"summary-{stem}.json").write_text(json.dumps(summary, indent=2))
@@ -288,10 +289,23 @@ def _geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
 
 
-def verdict(summary: dict, contender: str = "droplet@N") -> dict:
-    """Issue 13's targets for ``contender`` over the workloads compared (per-workload medians over seeds)."""
-    out: dict = {"contender": contender}
-    entries = {w: e["contenders"] for w, e in summary["workloads"].items() if contender in e["contenders"]}
+def verdict(summary: dict, contender: str = "droplet@N", on: dict[str, str] | None = None) -> dict:
+    """Issue 13's targets for ``contender`` over the workloads compared (per-workload medians over seeds).
+
+    ``on`` maps a workload to the contender that stands for ``contender`` there: runs of the same
+    strategy recorded under another name (the default's options spelled out, say).
+    """
+    on = on or {}
+    out: dict = {"contender": contender, **({"on": dict(on)} if on else {})}
+    entries = {}
+    for w, e in summary["workloads"].items():
+        rows = dict(e["contenders"])
+        if w in on:
+            rows.pop(contender, None)
+            if on[w] in rows:
+                rows[contender] = rows.pop(on[w])
+        if contender in rows:
+            entries[w] = rows
     for ref, key in ((BASELINE, "vs_evolutionary"), ("replay-trace@N", "vs_replay"), (BASELINE_10N, "vs_evolutionary_10N")):
         ratios = {w: rows[contender][f"ratio_to_{ref}"] for w, rows in entries.items() if f"ratio_to_{ref}" in rows[contender]}
         if ratios:
@@ -323,7 +337,8 @@ def _fastest_run(rows: dict) -> tuple[float, str] | None:
 
 
 def verdict_lines(v: dict) -> list[str]:
-    lines = [f"Targets of issue 13 for {v['contender']} (per-workload median over tuning seeds):"]
+    stand_ins = "".join(f"; on {w}, {c}'s runs" for w, c in v.get("on", {}).items())
+    lines = [f"Targets of issue 13 for {v['contender']}{stand_ins} (per-workload median over tuning seeds):"]
     for key, name, bound in (("vs_evolutionary", "evolutionary@N", 0.90), ("vs_replay", "replay-trace@N", 0.93)):
         if key in v:
             r = v[key]
@@ -429,6 +444,13 @@ def _tag(text: str) -> str:
     return text
 
 
+def _stand_in(text: str) -> tuple[str, str]:
+    workload, sep, contender = text.partition("=")
+    if not sep or not workload or not contender:
+        raise argparse.ArgumentTypeError(f"--verdict-on {text!r} is not WORKLOAD=CONTENDER")
+    return workload, contender
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -452,6 +474,8 @@ def main(argv=None) -> int:
                            "compare does not overwrite the full one")
             p.add_argument("--verdict", default="droplet@N", metavar="CONTENDER",
                            help="the contender whose issue-13 targets are reported (default: droplet@N)")
+            p.add_argument("--verdict-on", type=_stand_in, action="append", metavar="WORKLOAD=CONTENDER",
+                           help="on WORKLOAD, CONTENDER's runs stand for --verdict's (repeatable)")
     q = sub.add_parser("quick")
     q.add_argument("--out", default=str(HERE / "results" / "quick"))
     q.add_argument("--n", type=int, default=16)

@@ -124,6 +124,14 @@ def test_verdict_takes_per_workload_medians_against_each_target():
     assert v["wall_per_trial_vs_evolutionary"] == {"A": 0.5, "B": 0.5}
     lines = "\n".join(suite.verdict_lines(v))
     assert "0.938 (target <= 0.90: NOT met)" in lines and "worst 1.100" in lines
+    # on B another contender's runs stand for droplet@N's: its ratios, not droplet@N's, count there
+    rows_b = summary["workloads"]["B"]["contenders"]
+    rows_b["droplet:x=1@N"] = {**row(0.9, wall=600.0), "ratio_to_evolutionary@N": 0.9, "ratio_to_replay-trace@N": 0.75}
+    v = suite.verdict(summary, "droplet@N", {"B": "droplet:x=1@N"})
+    assert v["vs_evolutionary"]["per_workload"] == {"A": pytest.approx(0.8), "B": 0.9}
+    assert v["wall_per_trial_vs_evolutionary"] == {"A": 0.5, "B": 2.0}
+    assert "droplet@N; on B, droplet:x=1@N's runs" in suite.verdict_lines(v)[0]
+    assert suite.verdict(summary, "droplet@N", {"B": "absent@N"})["vs_evolutionary"]["per_workload"] == {"A": pytest.approx(0.8)}
 
 
 def test_verdict_places_the_fastest_kernel_of_any_run_against_evolutionary_median():
@@ -286,8 +294,15 @@ def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, caps
     code = suite.main(["compare", "--results", str(tmp_path), "--n", "8", "--workloads", "GMM-0",
                        "--contenders", "droplet@N,evolutionary@10N", "--verdict", "droplet:two_site_moves=64@N"])
     assert code == 2
-    assert "--verdict 'droplet:two_site_moves=64@N' is not among --contenders" in capsys.readouterr().err
+    assert "--verdict contender 'droplet:two_site_moves=64@N' is not among --contenders" in capsys.readouterr().err
+    code = suite.main(["compare", "--results", str(tmp_path), "--n", "8", "--workloads", "GMM-0",
+                       "--contenders", "droplet@N,evolutionary@10N", "--verdict-on", "GMM-0=droplet:paired=true@N"])
+    assert code == 2
+    assert "--verdict contender 'droplet:paired=true@N' is not among --contenders" in capsys.readouterr().err
     assert not list(tmp_path.glob("summary-*"))
+    with pytest.raises(SystemExit):
+        suite.main(["compare", "--results", str(tmp_path), "--verdict-on", "GMM-0"])
+    assert "--verdict-on 'GMM-0' is not WORKLOAD=CONTENDER" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         suite.main(["compare", "--results", str(tmp_path), "--tag", "a/b"])
     assert "tag 'a/b' is not letters" in capsys.readouterr().err
