@@ -131,6 +131,7 @@ def test_verdict_takes_per_workload_medians_against_each_target():
     assert v["vs_evolutionary"]["per_workload"] == {"A": pytest.approx(0.8), "B": 0.9}
     assert v["wall_per_trial_vs_evolutionary"] == {"A": 0.5, "B": 2.0}
     assert "droplet@N; on B, droplet:x=1@N's runs" in suite.verdict_lines(v)[0]
+    assert "fastest_run_vs_evolutionary" not in v  # (no seed latencies in these rows)
     assert suite.verdict(summary, "droplet@N", {"B": "absent@N"})["vs_evolutionary"]["per_workload"] == {"A": pytest.approx(0.8)}
 
 
@@ -158,6 +159,10 @@ def test_verdict_places_the_fastest_kernel_of_any_run_against_evolutionary_media
     assert f["runs"]["B"] == "droplet@N#s1" and f["per_workload"]["B"] == pytest.approx(1.0)
     assert "geometric mean 0.894; A 0.800 (evolutionary@N), B 1.000 (droplet@N#s1)" in "\n".join(
         suite.verdict_lines(suite.verdict(summary)))
+    # a stand-in's runs keep their own name here
+    summary["workloads"]["B"]["contenders"]["droplet:x=1@N"] = row(0.5, 2.0)
+    f = suite.verdict(summary, "droplet@N", {"B": "droplet:x=1@N"})["fastest_run_vs_evolutionary"]
+    assert f["runs"]["B"] == "droplet:x=1@N" and f["per_workload"]["B"] == pytest.approx(0.25)
 
 
 def test_the_table_shows_medians_over_an_even_number_of_seeds():
