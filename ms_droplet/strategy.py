@@ -67,6 +67,12 @@ def _check_ratio(value: Any) -> float:
     return float(value)
 
 
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"DropletSearch: {name} must be one of {choices}, got {value!r}")
+    return value
+
+
 def _check_fraction(name: str, value: Any, *, allow_zero: bool) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not (0 <= value <= 1) or (value == 0 and not allow_zero):
@@ -388,14 +394,10 @@ class _DropletSearch(PySearchStrategy):
         max_work_ratio: float | None = MAX_WORK_RATIO,
         seed: int | None = None,
     ) -> None:
-        if explore not in EXPLORE_SOURCES:
-            raise ValueError(f"DropletSearch: explore must be one of {EXPLORE_SOURCES}, got {explore!r}")
-        if singles_first not in SINGLES_FIRST:
-            raise ValueError(f"DropletSearch: singles_first must be one of {SINGLES_FIRST}, got {singles_first!r}")
         self._options = {
             "explore_trials": _check_int("explore_trials", explore_trials, 0),
             "explore_fraction": _check_fraction("explore_fraction", explore_fraction, allow_zero=False),
-            "explore": explore,
+            "explore": _check_choice("explore", explore, EXPLORE_SOURCES),
             "p_value": _check_fraction("p_value", p_value, allow_zero=False),
             "num_seeds": _check_int("num_seeds", num_seeds, 1),
             "max_fail_count": _check_int("max_fail_count", max_fail_count, 1),
@@ -406,7 +408,7 @@ class _DropletSearch(PySearchStrategy):
             "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
-            "singles_first": singles_first,
+            "singles_first": _check_choice("singles_first", singles_first, SINGLES_FIRST),
             "max_work_ratio": None if max_work_ratio is None else _check_ratio(max_work_ratio),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
