@@ -101,21 +101,21 @@ class Droplet:
         timeout for each. Measured alone first, it bans them all (:meth:`ban_move`) if it times
         out; if it does not, they can follow in a later batch.
         """
-        out: list[Point] = []
+        out: list[tuple[Point, frozenset[tuple[int, Decision]]]] = []
         taken_parts: set[tuple[int, Decision]] = set()
         for point in ranked:
             changes = self._changes(point)
             if len(changes) == 1:
                 part = next(iter(changes))
                 # a better-ranked several-site move holding this part gives way to it
-                out = [p for p in out if len(c := self._changes(p)) == 1 or part not in c]
+                out = [(p, c) for p, c in out if len(c) == 1 or part not in c]
                 taken_parts.add(part)
             elif changes & taken_parts:
                 continue
-            out.append(point)
+            out.append((point, changes))
             if len(out) >= take:
                 break
-        return out
+        return [p for p, _ in out]
 
     def _is_banned(self, point: Point) -> bool:
         changes = self._changes(point)
