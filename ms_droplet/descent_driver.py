@@ -77,6 +77,20 @@ class DescentDriver:
         """Permit one more descent even when ``num_seeds`` are used up (a refill of the budget)."""
         self.seeds_used = min(self.seeds_used, self.num_seeds - 1)
 
+    def centre_samples(self) -> tuple[float, ...] | None:
+        """Samples of the fastest centre among the active descents (``None``: none is active)."""
+        centres = [d.droplet for d in self.active]
+        return min(centres, key=lambda d: d.best_time).center_samples if centres else None
+
+    def give_way(self) -> None:
+        """Stop the active descents so that the next batch starts one from the best schedule no
+        descent has visited: something faster than all their centres was found elsewhere."""
+        for descent in self.active:
+            logger.info("droplet %s: descent %d gives way at %.4g ms to a faster schedule found by exploring",
+                        self.task_name, descent.number, descent.droplet.best_time * 1e3)
+        self.active = []
+        self.allow_one_more()
+
     def _start(self, measured: dict[int, Measured]) -> bool:
         if self.seeds_used >= self.num_seeds:
             return False

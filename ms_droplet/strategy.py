@@ -22,6 +22,7 @@ from .explore import (
 )
 from .recompute import MAX_WORK_RATIO, RecomputeGuard
 from .space import Point
+from .stats import is_faster, mean
 from .trace import run_samples
 
 if TYPE_CHECKING:
@@ -73,6 +74,12 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _check_every(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or value == 1:
+        raise ValueError(f"DropletSearch: explore_every must be 0 or an integer >= 2, got {value!r}")
+    return int(value)
+
+
 def _check_fraction(name: str, value: Any, *, allow_zero: bool) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok or not (0 <= value <= 1) or (value == 0 and not allow_zero):
@@ -85,6 +92,8 @@ class _TaskState:
     """One ``pre_tuning`` .. ``post_tuning`` span: the plan that decides what each batch holds.
 
     Exploration first (:mod:`.explore`), then descents (:mod:`.descent_driver`); with
+    ``explore_every``, every so many batches after the exploration explore again (one
+    exploration, continued), and a descent gives way to a faster schedule found so; with
     ``spend_budget``, another round of both whenever the descents are done and budget is left.
     It owns what every phase shares: the schedules measured, the batch in flight, the budget.
     """
@@ -113,6 +122,9 @@ class _TaskState:
         self.sent = 0
         self.pending: list[Pending] = []
         self.exploring_batch = False  # what the batch in flight is: exploration or a descent's
+        self.side: Exploration | None = None  # explore_every: the exploration between descent batches
+        self.side_batch = False  # the batch in flight is the side exploration's
+        self.turns = 0  # batches sent since the first exploration ended
         self.measured, self.num_db_records = load_database(database, self.mod, self.postprocs)
         self.refills = 0
         self.fruitless_refills = 0
@@ -179,17 +191,38 @@ class _TaskState:
                 if picked is not None:
                     return self._send(picked, exploring=True)
                 continue
+            every = self.opts["explore_every"]
+            if every and (self.turns + 1) % every == 0 and (picked := self._explore_aside(n)) is not None:
+                return picked
             # a smaller descent batch moves sooner; a radius is still screened n deep before it grows
             picked = self.descents.next_batch(min(n, self.opts["descent_batch"] or n), self.measured, depth=n)
             if picked is not None:
                 return self._send(picked, exploring=False)
+            # explore_every: with the descents done, the exploration spends the rest of the budget
+            if every and (picked := self._explore_aside(n)) is not None:
+                return picked
             if not self._refill():
                 return None
         return None
 
-    def _send(self, picked: list[Proposal], exploring: bool) -> list[MeasureCandidate]:
+    def _explore_aside(self, n: int) -> list[MeasureCandidate] | None:
+        """``explore_every``: a batch of the exploration that goes on between descent batches
+        (``None`` once it is exhausted). It is made at its first batch, for the rest of the
+        budget, so that it ranks with the cost model as trained by then."""
+        if self.side is None:
+            source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.sent)
+            self.side = self._exploration(source, self.max_trials - self.sent)
+            logger.info("droplet %s: every %d batches from now on explore by %s", self.context.task_name,
+                        self.opts["explore_every"], source)
+        picked = self.side.propose(n, self._wanted) if self.side.active else None
+        return None if picked is None else self._send(picked, exploring=True, side=True)
+
+    def _send(self, picked: list[Proposal], exploring: bool, side: bool = False) -> list[MeasureCandidate]:
         self.pending = [p for _, p in picked]
         self.exploring_batch = exploring
+        self.side_batch = side
+        if side or not exploring:
+            self.turns += 1
         self.sent += len(picked)
         return [measure_candidate(sch) for sch, _ in picked]
 
@@ -218,6 +251,7 @@ class _TaskState:
                 f"DropletSearch: {len(self.pending)} candidates were handed out but "
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
+        best_before = self._best_samples() if self.side_batch else None
         descent_results: dict[int, dict[Point, tuple[float, ...] | None]] = {}
         controls: dict[int, tuple[float, ...] | None] = {}
         timed_out: dict[int, list[Point]] = {}
@@ -247,14 +281,35 @@ class _TaskState:
                 "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
                 self.context.task_name, len(failed), len(results), str(failed[0]).strip().splitlines()[0][:200],
             )
-        if self.exploring_batch:
+        if self.side_batch:
+            self.side.notify(results)
+            self._give_way_to(best_before)
+        elif self.exploring_batch:
             self.exploration.notify(results)
         else:
             self.descents.notify(descent_results, controls, timed_out)
         self.pending = []
 
+    def _best_samples(self) -> tuple[float, ...] | None:
+        runs = [m.samples for m in self.measured.values() if m.samples]
+        return min(runs, key=mean) if runs else None
+
+    def _give_way_to(self, best_before: tuple[float, ...] | None) -> None:
+        """After a side exploration batch: if it found a schedule faster (``is_faster``) than the
+        active descents' centres (or, with none active, than the best before it), the descents
+        give way and the next one starts from it."""
+        found = [self.measured[p.key].samples for p in self.pending if self.measured[p.key].samples]
+        if not found:
+            return
+        best = min(found, key=mean)
+        incumbent = self.descents.centre_samples() or best_before
+        if incumbent is None or is_faster(best, incumbent, self.opts["p_value"]):
+            self.descents.give_way()
+
     def close(self) -> None:
         self.exploration.close()
+        if self.side is not None:
+            self.side.close()
         if self.guard.skipped:
             logger.info("droplet %s: not measured, estimated above %g times the workload's work: %d schedule(s)",
                         self.context.task_name, self.guard.max_ratio, self.guard.skipped)
@@ -328,6 +383,15 @@ class _DropletSearch(PySearchStrategy):
         evolutionary search once the cost model has trained on 100 results, else by replay) and
         descend once more from the best schedule no descent has visited, until ``max_trials``
         (or until three such rounds in a row find nothing new).
+    explore_every : int, 0 or >= 2, default 0
+        After the exploration, every ``explore_every``-th batch explores again (the same source,
+        ranked by the cost model as trained by then; one exploration continued over the rest of
+        the budget) instead of descending. When such a batch finds a schedule faster than the
+        active descent's centre (the acceptance test at ``p_value``), the descent gives way
+        and a new one starts from it (outside ``num_seeds``). Once the descents are done, the
+        exploration spends the rest of the budget. Why: a descent walks the basin of its seed;
+        evolutionary search keeps finding better basins after 150 trials (bench, C1D-0).
+        ``0``: off.
     descents_per_batch : int >= 1, default 1
         Descents run at once, from the best schedules no descent has visited, sharing each batch
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
@@ -386,6 +450,7 @@ class _DropletSearch(PySearchStrategy):
         paired: bool = False,
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
+        explore_every: int = 0,
         descents_per_batch: int = 1,
         descent_batch: int | None = None,
         two_site_moves: int = 64,
@@ -404,6 +469,7 @@ class _DropletSearch(PySearchStrategy):
             "paired": _check_bool("paired", paired),
             "min_gain": _check_min_gain(min_gain),
             "spend_budget": _check_bool("spend_budget", spend_budget),
+            "explore_every": _check_every(explore_every),
             "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
             "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),

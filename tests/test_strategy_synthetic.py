@@ -306,3 +306,50 @@ def test_after_a_timeout_a_part_is_measured_alone_before_the_two_site_moves_that
     careful, careful_best = _descent_timeouts_with_two_site_moves("after_timeout")
     assert careful < plain, (careful, plain)
     assert careful_best == pytest.approx(OPTIMUM) and plain_best == pytest.approx(OPTIMUM)
+
+
+def test_explore_every_alternates_batches_then_spends_the_budget_exploring():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, explore_every=2, seed=1)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(600, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    kinds, times = [], []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        kinds.append("side" if state.side_batch else "explore" if state.exploring_batch else "descent")
+        results = landscape(cands)
+        times += [float(r.run_secs[0]) for r in results]
+        ctx.notify_runner_results(cands, results)
+    ctx.post_tuning()
+    assert len(times) == 600, "with the descents done, the exploration spends the budget"
+    assert kinds[0] == "explore"
+    # while a descent runs, every second batch after the first exploration explores aside
+    assert kinds[1:7] == ["descent", "side"] * 3
+    assert kinds[-1] == "side" and kinds.count("descent") >= 5
+    assert min(times) == pytest.approx(OPTIMUM), "the descent still walks to the optimum"
+
+
+def test_a_descent_gives_way_when_the_side_exploration_beats_its_centre():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, explore_every=2, seed=1)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(400, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    injected, first_centre = False, {}
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        for d in state.descents.active:
+            first_centre.setdefault(d.number, d.droplet.best_time)
+        results = landscape(cands)
+        if state.side_batch and not injected:
+            # injected fault: the first side batch's first schedule runs ten times faster than the optimum
+            results[0] = ms.runner.RunnerResult([OPTIMUM / 10] * 2, None)
+            injected = True
+        ctx.notify_runner_results(cands, results)
+    ctx.post_tuning()
+    assert injected
+    assert first_centre[1] > OPTIMUM, "the first descent starts from an explored schedule"
+    assert first_centre[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
+
+
+def test_explore_every_must_be_zero_or_at_least_two():
+    for bad in (1, -1, 2.0, True):
+        with pytest.raises(ValueError, match="explore_every"):
+            ms_droplet.DropletSearch(explore_every=bad)
