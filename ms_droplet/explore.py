@@ -107,7 +107,7 @@ class EvolutionaryExplorer:
         picked, kept, taken = [], [], set()
         for cand in candidates:
             key = module_key(cand.sch.mod)
-            if wanted(key, taken, cand.sch.mod):
+            if len(picked) < n and wanted(key, taken, cand.sch.mod):
                 taken.add(key)
                 kept.append(cand)
                 picked.append((cand.sch, Pending(key, base_trace(cand.sch.trace))))

@@ -174,6 +174,17 @@ def test_explore_evolutionary_with_database_and_cost_model(target):
     assert len(keys) == 16 == len(set(keys))
 
 
+def test_explore_every_by_evolutionary_search_keeps_to_the_budget(target):
+    # the continued exploration's inner EvolutionarySearch was given more trials than the descent
+    # batches between its own leave: the strategy, not it, must cut its last batch to the budget
+    db = ms.database.MemoryDatabase()
+    strategy = ms_droplet.DropletSearch(explore="evolutionary", explore_trials=8, explore_every=2, seed=2)
+    ctx = make_context(matmul_mod(), target, strategy)
+    batches = drive(ctx, 45, 8, recorded_run_times, database=db, cost_model=ms.cost_model.RandomModel())
+    keys = [k for b in batches for k in b]
+    assert len(keys) == 45 == len(set(keys))
+
+
 @pytest.mark.parametrize(
     ("max_trials", "with_model", "source"),
     [(60, True, "replay"), (198, True, "replay"), (200, True, "evolutionary"), (400, False, "replay")],
