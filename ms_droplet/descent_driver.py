@@ -51,7 +51,7 @@ class DescentDriver:
                  rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False,
-                 excessive: Callable[[IRModule], bool] = lambda mod: False) -> None:
+                 excessive: Callable[[IRModule, int], bool] = lambda mod, key: False) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -204,7 +204,7 @@ class DescentDriver:
                 known[point] = measured[key].samples
             elif key in self._taken or key in fresh_keys:
                 known[point] = None  # the same schedule is already in this batch
-            elif self.excessive(sch.mod):
+            elif self.excessive(sch.mod, key):
                 known[point] = None  # recomputes too much to be fast: a failure, without its timeout
             else:
                 fresh_keys.add(key)

@@ -61,9 +61,10 @@ class RecomputeGuard:
         """``mod``'s estimated work over the workload's."""
         return estimated_work(mod) / self.base if self.base > 0 else 0.0
 
-    def excessive(self, mod: IRModule) -> bool:
-        """Whether ``mod`` (a scheduled version of the workload) is over the bound; counts refusals."""
+    def excessive(self, mod: IRModule, key: int | None = None) -> bool:
+        """Whether ``mod`` (a scheduled version of the workload) is over the bound; counts refusals
+        by ``key`` (its :func:`~ms_droplet.trace.module_key`, computed if not given)."""
         if not self.active or self.ratio(mod) <= self.max_ratio:
             return False
-        self.refused.add(module_key(mod))
+        self.refused.add(module_key(mod) if key is None else key)
         return True

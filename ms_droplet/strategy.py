@@ -165,7 +165,7 @@ class _TaskState:
         return int(self.rng.integers(1, _MAX_SEED))
 
     def _wanted(self, key: int, taken: set[int], mod) -> bool:
-        return key not in self.measured and key not in taken and not self.guard.excessive(mod)
+        return key not in self.measured and key not in taken and not self.guard.excessive(mod, key)
 
     def _two_site(self) -> int:
         """Two-site moves are screened by the cost model: before it has trained (or without one)
