@@ -21,9 +21,10 @@ from tvm.s_tir.schedule import Trace
 
 from .candidates import Measured, Pending, Proposal
 from .descent import Droplet
+from .seeds import DIVERSE_WITHIN, seed_order
 from .space import Point
 from .stats import mean
-from .trace import count_loops, module_key, read_point, read_space, replay, with_point
+from .trace import count_loops, module_key, read_point, read_space, replay, structure, with_point
 
 logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
 
@@ -35,6 +36,7 @@ class Descent:
     number: int  # 1, 2, ... in order of start: names the descent in logs and in Pending.descent
     droplet: Droplet
     trace: Trace  # base trace of the seed: the structure every point is replayed on
+    structure: tuple[str, ...] = ()  # its design space (:func:`.trace.structure`)
     known: dict[Point, Samples] = field(default_factory=dict)  # the batch in flight's answered points
     screened: int = 0  # neighbours measured at the current radius since the last move
     last_look: bool = True  # the batch in flight is this radius's last: no move then grows the radius
@@ -44,13 +46,15 @@ class DescentDriver:
     """Runs up to ``per_batch`` descents at a time, from ever later seeds, ``num_seeds`` in all.
 
     With ``singles_first`` a batch holds no move of several sites beside the one-site move of
-    one of its parts (:meth:`~ms_droplet.descent.Droplet.singles_first`)."""
+    one of its parts (:meth:`~ms_droplet.descent.Droplet.singles_first`). With
+    ``diverse_seeds`` a seed of a design space fewer descents hold comes first if it is close to
+    the fastest (:mod:`.seeds`)."""
 
     def __init__(self, mod, postprocs, task_name: str, *, p_value: float, min_gain: float, paired: bool,
                  num_seeds: int, new_seed: Callable[[], int],
                  rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
                  two_site: Callable[[], int] = lambda: 0,
-                 avoid_timed_out_moves: bool = True, singles_first: bool = False,
+                 avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
                  excessive: Callable[[IRModule, int], bool] = lambda mod, key: False) -> None:
         self.mod = mod
         self.postprocs = postprocs
@@ -66,6 +70,8 @@ class DescentDriver:
         self.avoid_timed_out_moves = avoid_timed_out_moves
         self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
+        self.within = DIVERSE_WITHIN if diverse_seeds else None
+        self.structures: list[tuple[str, ...]] = []  # of every descent started, in order
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
@@ -94,9 +100,11 @@ class DescentDriver:
     def _start(self, measured: dict[int, Measured]) -> bool:
         if self.seeds_used >= self.num_seeds:
             return False
-        ranked = sorted((mean(m.samples), key) for key, m in measured.items() if m.samples and key not in self.descended)
+        unvisited = [(mean(m.samples), key, structure(m.trace) if self.within else ())
+                     for key, m in measured.items() if m.samples and key not in self.descended]
+        order = seed_order(unvisited, [d.structure for d in self.active], self.structures, self.within)
         two_site = self.two_site()
-        for _, key in ranked:
+        for key in order:
             m = measured[key]
             self.descended.add(key)
             try:
@@ -108,9 +116,12 @@ class DescentDriver:
                 continue
             self.seeds_used += 1
             self.started += 1
-            self.active.append(Descent(self.started, droplet, m.trace))
-            logger.info("droplet %s: descent %d from a seed at %.4g ms over %d sites",
-                        self.task_name, self.started, droplet.best_time * 1e3, len(space.sites))
+            shape = structure(m.trace)
+            self.structures.append(shape)
+            self.active.append(Descent(self.started, droplet, m.trace, shape))
+            logger.info("droplet %s: descent %d from a seed at %.4g ms over %d sites (a design space of %d "
+                        "instructions)", self.task_name, self.started, droplet.best_time * 1e3, len(space.sites),
+                        len(shape))
             return True
         return False
 

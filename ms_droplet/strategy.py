@@ -133,7 +133,7 @@ class _TaskState:
         self.descents = DescentDriver(
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
-            per_batch=opts["descents_per_batch"], two_site=self._two_site,
+            per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"], two_site=self._two_site,
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
             excessive=self.guard.excessive,
         )
@@ -398,6 +398,13 @@ class _DropletSearch(PySearchStrategy):
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
         batch of them. A radius is still screened as deeply as a lone descent's batch would
         (over several batches) before it grows. ``num_seeds`` counts them all.
+    diverse_seeds : bool, default False
+        A descent starts from the fastest unvisited schedule of a design space that fewer
+        descents hold (running ones first, then all) if it is at most 1.2 times the fastest
+        unvisited schedule's time, else from the fastest. Why: a descent moves within its seed's
+        design space, and after the exploration the best of two spaces are often close while
+        only one holds the faster basin (bench, C1D-0). With ``descents_per_batch=2`` the two
+        spaces are descended side by side.
     descent_batch : int >= 1 or None, default None
         Most candidates in a descent batch (``None``: the task's ``num_trials_per_iter``). A
         smaller batch measures only the cost model's best-ranked few neighbours and moves as soon
@@ -453,6 +460,7 @@ class _DropletSearch(PySearchStrategy):
         spend_budget: bool = False,
         explore_every: int = 0,
         descents_per_batch: int = 1,
+        diverse_seeds: bool = False,
         descent_batch: int | None = None,
         two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
@@ -472,6 +480,7 @@ class _DropletSearch(PySearchStrategy):
             "spend_budget": _check_bool("spend_budget", spend_budget),
             "explore_every": _check_every(explore_every),
             "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
+            "diverse_seeds": _check_bool("diverse_seeds", diverse_seeds),
             "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),

@@ -37,6 +37,30 @@ def base_trace(trace: Trace) -> Trace:
     return Trace(insts, decisions)
 
 
+def structure(trace: Trace) -> tuple:
+    """What tells a trace's design space apart, whatever its decisions: each instruction before
+    post-processing as its kind, its attributes, and its inputs, a random variable named by the
+    instruction that made it, a string as itself (an annotation's key), any other constant by
+    its type only (mutation changes a parallel extent, not the design space)."""
+    made: dict = {}  # random variable -> (instruction, output) that made it
+    shape = []
+    for i, inst in enumerate(trace.insts):
+        if inst.kind.name == "EnterPostproc":
+            break
+        shape.append((inst.kind.name, str(inst.attrs), *(_input_shape(x, made) for x in inst.inputs)))
+        made.update({out: (i, j) for j, out in enumerate(inst.outputs)})
+    return tuple(shape)
+
+
+def _input_shape(value, made: dict):
+    if isinstance(value, str):
+        return value
+    try:
+        return made[value]
+    except (KeyError, TypeError):  # a constant (or None, or an unhashable list)
+        return type(value).__name__
+
+
 def _decision_value(decision) -> int | tuple[int, ...]:
     if isinstance(decision, int):
         return decision

@@ -227,6 +227,7 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"descent_batch": 0}, "descent_batch must be an integer >= 1, got 0"),
         ({"descent_batch": "8"}, "descent_batch must be an integer >= 1, got '8'"),
         ({"avoid_timed_out_moves": 0}, "avoid_timed_out_moves must be True or False, got 0"),
+        ({"diverse_seeds": "yes"}, "diverse_seeds must be True or False, got 'yes'"),
         ({"singles_first": True}, "singles_first must be one of .*True"),
         ({"singles_first": "sometimes"}, "singles_first must be one of .*'sometimes'"),
         ({"max_work_ratio": 0.5}, "max_work_ratio must be a number >= 1 or None, got 0.5"),

@@ -20,7 +20,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
 import ms_droplet
-from ms_droplet.trace import base_trace, module_key
+from ms_droplet.trace import base_trace, module_key, structure
 
 OPTIMUM = 1e-4
 TARGETS = {4: (2, 2, 2, 4), 2: (8, 4)}
@@ -228,6 +228,40 @@ def test_several_descents_share_each_batch_and_reach_the_optimum():
     assert all(o.count(o[0]) <= 10 for o in descent_batches if len(set(o)) == 3)
     assert min(times) == pytest.approx(OPTIMUM)
     assert state.descents.seeds_used == 3 and len(times) < 4000
+
+
+def _first_two_descents(diverse: bool):
+    """(fastest explored time, fastest explored per design space, (structure, seed time) of the
+    two descents that start right after a 16-trial exploration)."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=2, descents_per_batch=2,
+                                        diverse_seeds=diverse, seed=2)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(300, 32, ctx.generate_design_space(), None, None)
+    cands = ctx.generate_measure_candidates()
+    ctx.notify_runner_results(cands, landscape(cands))
+    state = strategy._state
+    best: dict[tuple[str, ...], float] = {}
+    for m in state.measured.values():
+        shape = structure(m.trace)
+        best[shape] = min(best.get(shape, math.inf), m.samples[0])
+    ctx.generate_measure_candidates()
+    seeds = [(d.structure, d.droplet.center_samples[0]) for d in state.descents.active]
+    ctx.post_tuning()
+    return min(best.values()), best, seeds
+
+
+def test_diverse_seeds_descend_a_second_design_space_beside_the_first():
+    fastest, best, seeds = _first_two_descents(diverse=False)
+    assert len(seeds) == 2 and seeds[0][1] == fastest
+    assert seeds[1][0] == seeds[0][0], "by default both descents start in the fastest schedule's design space"
+    others = {s: t for s, t in best.items() if s != seeds[0][0] and t <= 1.2 * fastest}
+    assert others, "another design space is within 1.2 times the fastest: diverse seeds have a choice"
+
+    fastest, best, seeds = _first_two_descents(diverse=True)
+    assert seeds[0][1] == fastest
+    # the second descent starts from the fastest schedule of the closest other design space
+    assert seeds[1][0] != seeds[0][0]
+    assert seeds[1][1] == min(others.values())
 
 
 def test_a_descent_screens_a_whole_batch_worth_of_a_radius_before_it_grows():

@@ -12,7 +12,7 @@ from tvm.s_tir.meta_schedule.testing import te_workload
 from tvm.s_tir.schedule import Schedule, Trace
 
 from ms_droplet.space import CATEGORICAL, COMPUTE_LOCATION, TILE
-from ms_droplet.trace import base_trace, count_loops, read_point, read_space, replay, with_point
+from ms_droplet.trace import base_trace, count_loops, read_point, read_space, replay, structure, with_point
 
 
 def _sampled(mod, target, seed=3):
@@ -90,3 +90,16 @@ def test_a_conv2d_trace_has_a_compute_location_site_bounded_by_its_loops(target,
     locations = [(s, v) for s, v in zip(space.sites, point, strict=True) if s.kind == COMPUTE_LOCATION]
     assert locations, "the padding block's compute location is a sampling site"
     assert all(s.num_choices == loops and -2 <= v < loops for s, v in locations)
+
+
+def test_structure_names_the_design_space_whatever_the_decisions(target):
+    mod = matmul_mod(32)
+    ctx = make_context(mod, target)
+    spaces = ctx.generate_design_space()
+    postprocs = list(ctx.space_generator.postprocs)
+    shapes = [structure(sch.trace) for sch in spaces]
+    assert len(set(shapes)) == len(spaces) >= 3, "each design space has its own structure"
+    for seed in (1, 2):  # other decisions, with the post-processing the replay adds: the same structure
+        sch = replay(mod, Trace(spaces[1].trace.insts, {}), postprocs, seed)
+        assert sch is not None and any(i.kind.name == "EnterPostproc" for i in sch.trace.insts)
+        assert structure(sch.trace) == shapes[1]
