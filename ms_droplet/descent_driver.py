@@ -12,6 +12,7 @@ centre is re-timed in the same batch as the control of its neighbours.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ class Descent:
     number: int  # 1, 2, ... in order of start: names the descent in logs and in Pending.descent
     droplet: Droplet
     trace: Trace  # base trace of the seed: the structure every point is replayed on
-    structure: tuple[str, ...] = ()  # its design space (:func:`.trace.structure`)
+    structure: tuple = ()  # its design space (:func:`.trace.structure`)
     known: dict[Point, Samples] = field(default_factory=dict)  # the batch in flight's answered points
     screened: int = 0  # neighbours measured at the current radius since the last move
     last_look: bool = True  # the batch in flight is this radius's last: no move then grows the radius
@@ -71,7 +72,7 @@ class DescentDriver:
         self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
         self.within = DIVERSE_WITHIN if diverse_seeds else None
-        self.structures: list[tuple[str, ...]] = []  # of every descent started, in order
+        self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
@@ -119,9 +120,9 @@ class DescentDriver:
             shape = structure(m.trace)
             self.structures.append(shape)
             self.active.append(Descent(self.started, droplet, m.trace, shape))
-            logger.info("droplet %s: descent %d from a seed at %.4g ms over %d sites (a design space of %d "
+            logger.info("droplet %s: descent %d from a seed at %.4g ms over %d sites (design space %s, %d "
                         "instructions)", self.task_name, self.started, droplet.best_time * 1e3, len(space.sites),
-                        len(shape))
+                        hashlib.sha1(repr(shape).encode()).hexdigest()[:6], len(shape))
             return True
         return False
 

@@ -121,9 +121,8 @@ class _TaskState:
         self.rng = np.random.default_rng(seed)
         self.sent = 0
         self.pending: list[Pending] = []
-        self.exploring_batch = False  # what the batch in flight is: exploration or a descent's
         self.side: Exploration | None = None  # explore_every: the exploration between descent batches
-        self.side_batch = False  # the batch in flight is the side exploration's
+        self.batch_kind = ""  # the batch in flight's: "explore", "side" (the exploration beside) or "descent"
         self.turns = 0  # batches sent since the first exploration ended
         self.measured, self.num_db_records = load_database(database, self.mod, self.postprocs)
         self.refills = 0
@@ -189,7 +188,7 @@ class _TaskState:
             if self.exploration.active:
                 picked = self.exploration.propose(n, self._wanted)
                 if picked is not None:
-                    return self._send(picked, exploring=True)
+                    return self._send(picked, "explore")
                 continue
             every = self.opts["explore_every"]
             if every and (self.turns + 1) % every == 0 and (picked := self._explore_aside(n)) is not None:
@@ -197,7 +196,7 @@ class _TaskState:
             # a smaller descent batch moves sooner; a radius is still screened n deep before it grows
             picked = self.descents.next_batch(min(n, self.opts["descent_batch"] or n), self.measured, depth=n)
             if picked is not None:
-                return self._send(picked, exploring=False)
+                return self._send(picked, "descent")
             # explore_every: with the descents done, the exploration spends the rest of the budget
             if every and (picked := self._explore_aside(n)) is not None:
                 return picked
@@ -215,13 +214,12 @@ class _TaskState:
             logger.info("droplet %s: every %d batches from now on explore by %s", self.context.task_name,
                         self.opts["explore_every"], source)
         picked = self.side.propose(n, self._wanted) if self.side.active else None
-        return None if picked is None else self._send(picked, exploring=True, side=True)
+        return None if picked is None else self._send(picked, "side")
 
-    def _send(self, picked: list[Proposal], exploring: bool, side: bool = False) -> list[MeasureCandidate]:
+    def _send(self, picked: list[Proposal], kind: str) -> list[MeasureCandidate]:
         self.pending = [p for _, p in picked]
-        self.exploring_batch = exploring
-        self.side_batch = side
-        if side or not exploring:
+        self.batch_kind = kind
+        if kind != "explore":
             self.turns += 1
         self.sent += len(picked)
         return [measure_candidate(sch) for sch, _ in picked]
@@ -251,7 +249,8 @@ class _TaskState:
                 f"DropletSearch: {len(self.pending)} candidates were handed out but "
                 f"{len(candidates)} candidates and {len(results)} results came back"
             )
-        best_before = self._best_samples() if self.side_batch else None
+        # a side batch's find is weighed against the descents' centre, or without one the best so far
+        incumbent = (self.descents.centre_samples() or self._best_samples()) if self.batch_kind == "side" else None
         descent_results: dict[int, dict[Point, tuple[float, ...] | None]] = {}
         controls: dict[int, tuple[float, ...] | None] = {}
         timed_out: dict[int, list[Point]] = {}
@@ -281,10 +280,10 @@ class _TaskState:
                 "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
                 self.context.task_name, len(failed), len(results), str(failed[0]).strip().splitlines()[0][:200],
             )
-        if self.side_batch:
+        if self.batch_kind == "side":
             self.side.notify(results)
-            self._give_way_to(best_before)
-        elif self.exploring_batch:
+            self._give_way_to(incumbent)
+        elif self.batch_kind == "explore":
             self.exploration.notify(results)
         else:
             self.descents.notify(descent_results, controls, timed_out)
@@ -294,15 +293,14 @@ class _TaskState:
         runs = [m.samples for m in self.measured.values() if m.samples]
         return min(runs, key=mean) if runs else None
 
-    def _give_way_to(self, best_before: tuple[float, ...] | None) -> None:
+    def _give_way_to(self, incumbent: tuple[float, ...] | None) -> None:
         """After a side exploration batch: if it found a schedule faster (``is_faster``) than the
-        active descents' centres (or, with none active, than the best before it), the descents
-        give way and the next one starts from it."""
+        ``incumbent`` (the active descents' best centre or, with none active, the best before the
+        batch), the descents give way and the next one starts from it."""
         found = [self.measured[p.key].samples for p in self.pending if self.measured[p.key].samples]
         if not found:
             return
         best = min(found, key=mean)
-        incumbent = self.descents.centre_samples() or best_before
         if incumbent is None or is_faster(best, incumbent, self.opts["p_value"]):
             self.descents.give_way()
 
@@ -404,7 +402,8 @@ class _DropletSearch(PySearchStrategy):
         unvisited schedule's time, else from the fastest. Why: a descent moves within its seed's
         design space, and after the exploration the best of two spaces are often close while
         only one holds the faster basin (bench, C1D-0). With ``descents_per_batch=2`` the two
-        spaces are descended side by side.
+        spaces are descended side by side; measured so on three workloads (five seeds):
+        kernels 1.000 of the default's (docs/benchmarks.md).
     descent_batch : int >= 1 or None, default None
         Most candidates in a descent batch (``None``: the task's ``num_trials_per_iter``). A
         smaller batch measures only the cost model's best-ranked few neighbours and moves as soon

@@ -193,7 +193,7 @@ def _sites_moved_in_first_descent_batch(cost_model, explore_trials: int) -> set[
     state = strategy._state
     while True:
         cands = ctx.generate_measure_candidates()
-        if not state.exploring_batch:
+        if state.batch_kind == "descent":
             break
         ctx.notify_runner_results(cands, landscape(cands))
     centre = state.descents.active[0].droplet.center
@@ -349,7 +349,7 @@ def test_explore_every_alternates_batches_then_spends_the_budget_exploring():
     state = strategy._state
     kinds, times = [], []
     while (cands := ctx.generate_measure_candidates()) is not None:
-        kinds.append("side" if state.side_batch else "explore" if state.exploring_batch else "descent")
+        kinds.append(state.batch_kind)
         results = landscape(cands)
         times += [float(r.run_secs[0]) for r in results]
         ctx.notify_runner_results(cands, results)
@@ -372,7 +372,7 @@ def test_a_descent_gives_way_when_the_side_exploration_beats_its_centre():
         for d in state.descents.active:
             first_centre.setdefault(d.number, d.droplet.best_time)
         results = landscape(cands)
-        if state.side_batch and not injected:
+        if state.batch_kind == "side" and not injected:
             # injected fault: the first side batch's first schedule runs ten times faster than the optimum
             results[0] = ms.runner.RunnerResult([OPTIMUM / 10] * 2, None)
             injected = True
