@@ -12,9 +12,11 @@ hand-back: it never runs out of descents, so it spends its task's share to the e
 Each contender tunes in its own fresh process (``tune`` sub-command; same builder, runner,
 cost model and seed), appending to ``results/model_runs.jsonl``; a (model, contender, trials)
 already there is skipped, so runs resume. Then every build (untuned, and one per contender) is
-compiled in ONE process, checked (every tuned task's schedule applied, output equal to the
-untuned build's) and timed interleaved for ``--rounds`` rounds; the medians go to
-``results/model_e2e-MODEL.json`` and ``.md``. Run it alone.
+compiled and checked (every tuned task's schedule applied, output equal to the untuned
+build's), exported, and timed interleaved for ``--rounds`` rounds in each of ``--processes``
+fresh processes (one process is one draw of where its memory lands, see
+``bench/process_timing.py``); a build's latency is the median over processes of each one's
+median. The results go to ``results/model_e2e-MODEL-NB.json`` and ``.md``. Run it alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,10 +116,11 @@ def cmd_run(args) -> int:
 
 def cmd_compare(args) -> int:
     import numpy as np
+    from process_timing import latency, time_models_in_processes
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.machine import machine_info
-    from ms_droplet.model_tuning import compile_model, run, time_interleaved
+    from ms_droplet.model_tuning import compile_model, run
     from ms_droplet.relax_pipeline import prepare
     from ms_droplet.workloads import host_target
 
@@ -134,24 +138,31 @@ def cmd_compare(args) -> int:
         exes[contender], applied[contender] = compile_model(mod, target, db, tasks)  # raises if one is not
     reference = run(exes["untuned"], model.inputs)
     max_diff = {name: float(np.max(np.abs(run(exe, model.inputs) - reference))) for name, exe in exes.items()}
-    latency = time_interleaved(exes, model.inputs, args.rounds)
+    with tempfile.TemporaryDirectory() as tmp:
+        libraries = {name: str(Path(tmp) / f"build{i}.so") for i, name in enumerate(exes)}
+        for name, exe in exes.items():
+            exe.export_library(libraries[name])
+        per_process = time_models_in_processes(args.model, libraries, model.inputs, args.rounds, args.processes)
+    seconds = {name: latency(per_process[name]) for name in exes}
     rows = []
-    for name, seconds in latency.items():
+    for name in exes:
         entry = runs.get(name)
         rows.append({
-            "build": name, "latency_s": seconds, "vs_untuned": seconds / latency["untuned"],
+            "build": name, "latency_s": seconds[name], "vs_untuned": seconds[name] / seconds["untuned"],
+            "process_medians_s": [float(np.median(x)) for x in per_process[name]],
             "tuning_wall_s": entry["wall_s"] if entry else None, "measured": entry["measured"] if entry else None,
             "tasks_applied": f"{sum(applied[name].values())}/{len(tasks)}" if entry else None,
             "per_task": entry.get("per_task") if entry else None, "max_abs_diff_vs_untuned": max_diff[name],
         })
     summary = {"machine": machine_info(), "command": " ".join(["python", *sys.argv]), "model": args.model,
-               "trials": args.trials, "rounds": args.rounds, "rows": rows}
+               "trials": args.trials, "rounds": args.rounds, "processes": args.processes, "rows": rows}
     stem = f"model_e2e-{args.model}-N{args.trials}"
     (results / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     machine = summary["machine"]
     lines = [f"Model `{args.model}` ({len(tasks)} tasks), global budget {args.trials}. {machine['cpu']}, "
-             f"{machine['logical_cores']} cores, target {machine['target']}, TVM {machine['tvm']}, {machine['date']}. Median of {args.rounds} "
-             f"interleaved rounds. Command: `{summary['command']}`", "",
+             f"{machine['logical_cores']} cores, target {machine['target']}, TVM {machine['tvm']}, {machine['date']}. Latency: "
+             f"median over {args.processes} fresh processes of each one's median of {args.rounds} interleaved rounds. "
+             f"Command: `{summary['command']}`", "",
              "| build | latency (us) | vs untuned | tuning wall (s) | trials | tuned tasks applied |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
@@ -168,6 +179,8 @@ def cmd_compare(args) -> int:
 
 
 def main(argv=None) -> int:
+    from suite import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "compare", "tune"):
@@ -176,7 +189,8 @@ def main(argv=None) -> int:
         p.add_argument("--trials", type=int, default=300)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--per-iter", type=int, default=32)
-        p.add_argument("--rounds", type=int, default=7)
+        p.add_argument("--rounds", type=positive_int, default=7)
+        p.add_argument("--processes", type=positive_int, default=5, help="fresh processes the builds are timed in")
         p.add_argument("--results", default=str(HERE / "results"))
         if name == "tune":
             p.add_argument("--contender", required=True)

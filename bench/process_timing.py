@@ -13,6 +13,8 @@ random gap before each library and input did not change its draw with randomisat
 fragile kernel's latency here is still conditioned on its company, and the verdict's median over
 tuning seeds is what keeps one such kernel from deciding a workload.
 
+Whole models (``bench/model_e2e.py``) are timed the same way, on the Relax VM.
+
     python bench/process_timing.py SPEC.json      # one child: prints {name: [seconds per round]}
 """
 
@@ -28,14 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed next to the kernels of GMM workloads
 
 
 def numpy_matmul_timer(x, y):
     """Seconds of one ``numpy.matmul(x, y)``, averaged over at least 100 ms of calls."""
-    import numpy as np
-
     def timer():
         reps, start = 0, time.perf_counter()
         while True:
@@ -55,14 +57,30 @@ def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, pro
     :data:`NUMPY` if ``with_numpy``), one list of ``rounds`` seconds per process.
     ``randomize=False`` starts the processes with address-space randomisation off (``setarch -R``).
     """
-    if processes < 1 or rounds < 1:
-        raise ValueError(f"processes and rounds must be >= 1, got {processes!r} and {rounds!r}")
-    per: dict[str, list[list[float]]] = {name: [] for name in [*libraries, *([NUMPY] if with_numpy else [])]}
+    spec = {"workload": workload, "libraries": libraries, "rounds": rounds, "numpy": with_numpy}
+    return _in_processes(spec, workload, processes, randomize)
+
+
+def time_models_in_processes(name: str, libraries: dict[str, str], inputs: dict[str, np.ndarray], rounds: int,
+                             processes: int, randomize: bool = True) -> dict[str, list[list[float]]]:
+    """:func:`time_in_processes` for whole models: ``libraries`` are exported Relax executables,
+    each run on the Relax VM with ``inputs`` (by parameter, in order); ``name`` names the model
+    in errors."""
     with tempfile.TemporaryDirectory() as tmp:
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"workload": workload, "libraries": libraries, "rounds": rounds,
-                                    "numpy": with_numpy}))
-        command = [sys.executable, str(Path(__file__).resolve()), str(spec)]
+        path = Path(tmp) / "inputs.npz"
+        np.savez(path, **inputs)
+        spec = {"inputs": str(path), "input_names": list(inputs), "libraries": libraries, "rounds": rounds}
+        return _in_processes(spec, name, processes, randomize)
+
+
+def _in_processes(spec: dict, name: str, processes: int, randomize: bool) -> dict[str, list[list[float]]]:
+    if processes < 1 or spec["rounds"] < 1:
+        raise ValueError(f"processes and rounds must be >= 1, got {processes!r} and {spec['rounds']!r}")
+    per: dict[str, list[list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.json"
+        path.write_text(json.dumps(spec))
+        command = [sys.executable, str(Path(__file__).resolve()), str(path)]
         if not randomize:
             if shutil.which("setarch") is None:
                 raise RuntimeError("randomize=False needs setarch (util-linux) on the PATH")
@@ -70,10 +88,10 @@ def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, pro
         for i in range(processes):
             proc = subprocess.run(command, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
-                raise RuntimeError(f"timing process {i + 1} of {workload} failed with status {proc.returncode}:\n"
+                raise RuntimeError(f"timing process {i + 1} of {name} failed with status {proc.returncode}:\n"
                                    + proc.stderr[-3000:])
-            for name, samples in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-                per[name].append(samples)
+            for kernel, samples in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+                per.setdefault(kernel, []).append(samples)
     return per
 
 
@@ -85,21 +103,32 @@ def latency(per_process: list[list[float]]) -> float:
 def _child(spec_path: str) -> int:
     import tvm
 
-    sys.path.insert(0, str(HERE))
-    from suite import _inputs_for
-
     from ms_droplet.timing import evaluator_timer, interleaved
-    from ms_droplet.workloads import get_workload
 
     spec = json.loads(Path(spec_path).read_text())
-    arrays, tensors = _inputs_for(get_workload(spec["workload"]).mod["main"], 0)
     timers = {}
-    for name, path in spec["libraries"].items():
-        evaluator = tvm.runtime.load_module(path).time_evaluator("main", tvm.cpu(), number=1, repeat=1,
-                                                                 min_repeat_ms=100)
-        timers[name] = evaluator_timer(evaluator, *tensors)
-    if spec["numpy"]:
-        timers[NUMPY] = numpy_matmul_timer(arrays[0], arrays[1])
+    if "inputs" in spec:  # whole models: Relax executables on the VM
+        from tvm import relax
+
+        saved = np.load(spec["inputs"])
+        args = [tvm.runtime.tensor(saved[name]) for name in spec["input_names"]]
+        for name, path in spec["libraries"].items():
+            vm = relax.VirtualMachine(tvm.runtime.load_module(path), tvm.cpu())
+            timers[name] = evaluator_timer(vm.time_evaluator("main", tvm.cpu(), number=1, repeat=1,
+                                                             min_repeat_ms=100), *args)
+    else:
+        sys.path.insert(0, str(HERE))
+        from suite import _inputs_for
+
+        from ms_droplet.workloads import get_workload
+
+        arrays, tensors = _inputs_for(get_workload(spec["workload"]).mod["main"], 0)
+        for name, path in spec["libraries"].items():
+            evaluator = tvm.runtime.load_module(path).time_evaluator("main", tvm.cpu(), number=1, repeat=1,
+                                                                     min_repeat_ms=100)
+            timers[name] = evaluator_timer(evaluator, *tensors)
+        if spec["numpy"]:
+            timers[NUMPY] = numpy_matmul_timer(arrays[0], arrays[1])
     print(json.dumps(interleaved(timers, spec["rounds"])))
     return 0
 

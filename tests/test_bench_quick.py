@@ -264,6 +264,26 @@ def test_process_timing_times_every_kernel_once_per_fresh_process(tmp_path):
         timing.time_in_processes("GMM-0", {"plain": library}, rounds=1, processes=0)
 
 
+def test_model_e2e_times_each_build_once_per_fresh_process(tmp_path, capsys):
+    model_e2e = _bench("model_e2e")
+    code = model_e2e.main(["compare", "--model", "cnn", "--trials", "7", "--contenders", "droplet@N",
+                           "--results", str(tmp_path), "--processes", "3", "--rounds", "2"])
+    assert code == 0
+    data = json.loads((tmp_path / "model_e2e-cnn-N7.json").read_text())
+    assert data["processes"] == 3 and data["rounds"] == 2
+    [row] = data["rows"]  # no tuning run of droplet@N in this results dir: the untuned build alone
+    assert row["build"] == "untuned" and row["max_abs_diff_vs_untuned"] == 0
+    assert len(row["process_medians_s"]) == 3 and all(0 < x < 1 for x in row["process_medians_s"])
+    assert row["latency_s"] == pytest.approx(sorted(row["process_medians_s"])[1])
+    assert "median over 3 fresh processes" in capsys.readouterr().out
+    timing = _bench("process_timing")
+    with pytest.raises(RuntimeError, match="timing process 1 of cnn failed"):
+        timing.time_models_in_processes("cnn", {"untuned": str(tmp_path / "absent.so")}, {}, rounds=1, processes=1)
+    with pytest.raises(SystemExit):
+        model_e2e.main(["compare", "--model", "cnn", "--processes", "0", "--results", str(tmp_path)])
+    assert "'0' is not a positive integer" in capsys.readouterr().err
+
+
 def test_placement_times_each_best_kernel_in_processes_with_aslr_on_and_off(replay_run, tmp_path, capsys):
     results, _ = replay_run
     out = tmp_path / "placement.json"
