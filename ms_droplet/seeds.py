@@ -1,10 +1,11 @@
 """Which measured schedule the next descent starts from (plain Python, no TVM).
 
 By default the fastest one no descent has visited. A descent moves decisions within its
-seed's structure (its design space) only, and MetaSchedule's CPU space generator makes two or
-three per workload whose best schedules are often close after a short exploration; which one
-holds the faster basin is then a coin toss (bench, C1D-0: every kernel at 57 us or faster was
-in one of its two design spaces, the other never went below 60.3 us in 15 runs). With
+seed's structure (its design space) only, and MetaSchedule's CPU space generator makes several
+per workload (three on five of the bench's workloads, nine on softmax) whose best schedules are
+often close after a short exploration; which one holds the faster basin is then a coin toss
+(bench, C1D-0: every kernel at 57 us or faster had a trace of 24 instructions, the
+22-instruction space never went below 60.3 us in 15 runs). With
 ``within``, a seed of a structure with fewer descents (running ones first, then all) comes
 first, if it is at most ``within`` times the fastest candidate's time.
 """
