@@ -108,14 +108,11 @@ def _child(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     timers = {}
     if "inputs" in spec:  # whole models: Relax executables on the VM
-        from tvm import relax
+        from ms_droplet.model_tuning import vm_timers
 
         saved = np.load(spec["inputs"])
-        args = [tvm.runtime.tensor(saved[name]) for name in spec["input_names"]]
-        for name, path in spec["libraries"].items():
-            vm = relax.VirtualMachine(tvm.runtime.load_module(path), tvm.cpu())
-            timers[name] = evaluator_timer(vm.time_evaluator("main", tvm.cpu(), number=1, repeat=1,
-                                                             min_repeat_ms=100), *args)
+        inputs = {name: saved[name] for name in spec["input_names"]}
+        timers = vm_timers({name: tvm.runtime.load_module(path) for name, path in spec["libraries"].items()}, inputs)
     else:
         sys.path.insert(0, str(HERE))
         from suite import _inputs_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,15 +87,23 @@ def run(exe, inputs: dict[str, np.ndarray]) -> np.ndarray:
     return out.numpy()
 
 
-def time_interleaved(exes: dict[str, object], inputs: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
-    """Median latency of each executable, timed in turn (A B A B ...) for ``rounds`` rounds."""
+def vm_timers(exes: dict[str, object], inputs: dict[str, np.ndarray]) -> dict[str, Callable[[], float]]:
+    """A timer for :func:`~ms_droplet.timing.interleaved` per executable (a Relax executable, or
+    one exported and loaded back with ``tvm.runtime.load_module``): seconds of one ``main`` on the
+    Relax VM on the CPU, on ``inputs`` in order."""
     dev = tvm.cpu()
     args = [tvm.runtime.tensor(v) for v in inputs.values()]
-    timers = {
-        name: relax.VirtualMachine(exe, dev).time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=100)
+    return {
+        name: evaluator_timer(
+            relax.VirtualMachine(exe, dev).time_evaluator("main", dev, number=1, repeat=1, min_repeat_ms=100), *args
+        )
         for name, exe in exes.items()
     }
-    return medians(interleaved({name: evaluator_timer(timer, *args) for name, timer in timers.items()}, rounds))
+
+
+def time_interleaved(exes: dict[str, object], inputs: dict[str, np.ndarray], rounds: int = 5) -> dict[str, float]:
+    """Median latency of each executable, timed in turn (A B A B ...) for ``rounds`` rounds."""
+    return medians(interleaved(vm_timers(exes, inputs), rounds))
 
 
 def task_rows(database: ms.Database, tasks, applied: dict[str, bool] | None = None) -> list[TaskRow]:
