@@ -334,3 +334,34 @@ def test_compare_names_a_contender_with_no_run_and_checks_its_tag(tmp_path, caps
     with pytest.raises(SystemExit):
         suite.main(["compare", "--results", str(tmp_path), "--processes", "0"])
     assert "'0' is not a positive integer" in capsys.readouterr().err
+
+
+def test_parallel_extent_retimes_a_best_kernel_with_each_parallel_value(replay_run, tmp_path, capsys):
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet.trace import base_trace, replay
+    from ms_droplet.workloads import get_workload, host_target
+
+    results, _ = replay_run
+    tool = _bench("parallel_extent")
+    out = tmp_path / "parallel.json"
+    code = tool.main(["--results", str(results), "--workload", "GMM-0", "--n", "6", "--contenders", "replay-trace@N",
+                      "--values", "1,32", "--processes", "2", "--rounds", "1", "--out", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["value"] for r in rows] == [32, 1]  # the run's own value (the design space's) first
+    assert rows[0]["vs_own"] == 1.0 and rows[1]["latency_s"] > 0
+    assert "| replay-trace@N s0 | 32 | 1 |" in capsys.readouterr().out
+    # the value reaches the schedule: its trace carries it and post-processing parallelises one loop less
+    wl = get_workload("GMM-0")
+    context = ms.TuneContext(mod=wl.mod, target=host_target(), space_generator="post-order-apply",
+                             search_strategy="replay-trace", task_name="GMM-0")
+    postprocs = list(context.space_generator.postprocs)
+    best = base_trace(context.generate_design_space()[0].trace)
+    annotated = {v: replay(wl.mod, tool.with_parallel(best, v), postprocs, seed=1) for v in (1, 32)}
+    for value, sch in annotated.items():
+        assert [int(i.inputs[1]) for i in sch.trace.insts if tool.is_parallel(i)] == [value]
+    assert str(annotated[1].mod) != str(annotated[32].mod)
+    with pytest.raises(SystemExit):
+        tool.main(["--results", str(results), "--workload", "GMM-0", "--values", "0,4"])
+    assert "--values '0,4' is not a list of positive integers" in capsys.readouterr().err
