@@ -107,9 +107,10 @@ def main(argv=None) -> int:
         mine = row["kernel"]
         ref = next(r["kernel"] for r in rows if r["run"] == row["run"] and r["value"] == row["own"])
         row["latency_s"] = times.get(mine)
-        row["vs_own"] = times[mine] / times[ref] if mine and ref else None
+        row["vs_own"] = times[mine] / times[ref] if mine and ref else None  # None: own value failed to replay
         same = "" if mine is None or mine.endswith(f"p{row['value']}") else mine.rsplit(" ", 1)[-1]
-        cells = ("fails", "") if mine is None else (f"{times[mine] * 1e6:.1f}", f"{row['vs_own']:.3f}")
+        cells = ("fails", "") if mine is None else (f"{times[mine] * 1e6:.1f}",
+                                                   "" if row["vs_own"] is None else f"{row['vs_own']:.3f}")
         print(f"| {row['run']} | {row['own']} | {row['value']} | {same} | {cells[0]} | {cells[1]} |")
     if args.out:
         args.out.write_text(json.dumps({"workload": args.workload, "machine": machine_info(), "rows": rows,
