@@ -82,30 +82,32 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         libraries: dict[str, str] = {}
         for (contender, seed), run in runs.items():
+            name = f"{contender} s{seed}"
             db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
             best = base_trace(db.get_top_k(db.commit_workload(wl.mod), 1)[0].trace)
             own = next(int(i.inputs[1]) for i in best.insts if is_parallel(i))
             kernels: dict[int, str] = {}  # module key -> label: values that give one schedule are one kernel
             for value in [own, *(v for v in args.values if v != own)]:
                 sch = replay(wl.mod, with_parallel(best, value), postprocs, seed=1)
-                if sch is None:
-                    rows.append({"run": f"{contender} s{seed}", "own": own, "value": value, "kernel": None})
-                    continue
-                key = module_key(sch.mod)
-                if key not in kernels:
-                    kernels[key] = f"{contender} s{seed} p{value}"
-                    libraries[kernels[key]] = str(Path(tmp) / f"kernel-{len(libraries)}.so")
-                    tvm.compile(sch.mod, target=target).export_library(libraries[kernels[key]])
-                rows.append({"run": f"{contender} s{seed}", "own": own, "value": value, "kernel": kernels[key]})
+                kernel = None  # None: the value does not replay
+                if sch is not None:
+                    key = module_key(sch.mod)
+                    if key not in kernels:
+                        kernels[key] = f"{name} p{value}"
+                        libraries[kernels[key]] = str(Path(tmp) / f"kernel-{len(libraries)}.so")
+                        tvm.compile(sch.mod, target=target).export_library(libraries[kernels[key]])
+                    kernel = kernels[key]
+                rows.append({"run": name, "own": own, "value": value, "kernel": kernel})
         per = time_in_processes(args.workload, libraries, args.rounds, args.processes)
     times = {name: latency(samples) for name, samples in per.items()}
+    own_kernel = {row["run"]: row["kernel"] for row in rows if row["value"] == row["own"]}
     print(f"{args.workload}: each run's best kernel with the parallel annotation set to another value; "
           f"us, median over {args.processes} processes of each one's median of {args.rounds} rounds")
     print("| run | own value | value | same schedule as | latency (us) | vs own |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
     for row in rows:
         mine = row["kernel"]
-        ref = next(r["kernel"] for r in rows if r["run"] == row["run"] and r["value"] == row["own"])
+        ref = own_kernel[row["run"]]
         row["latency_s"] = times.get(mine)
         row["vs_own"] = times[mine] / times[ref] if mine and ref else None  # None: own value failed to replay
         same = "" if mine is None or mine.endswith(f"p{row['value']}") else mine.rsplit(" ", 1)[-1]
