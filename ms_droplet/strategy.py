@@ -23,6 +23,7 @@ from .explore import (
 from .recompute import MAX_WORK_RATIO, RecomputeGuard
 from .space import Point
 from .stats import is_faster, mean
+from .task_share import Group, Groups, share
 from .trace import run_samples
 
 if TYPE_CHECKING:
@@ -42,6 +43,14 @@ _MAX_SEED = 2**31 - 1
 # A/A on this package's bench (one schedule timed twice per interleaved batch, 5 rounds): the paired
 # test alone accepted 7-8 copies in 100; with a 0.5% floor, 2.4; with 1%, none (docs/benchmarks.md).
 PAIRED_MIN_GAIN = 0.005
+# The strategies of the run being set up (every task's pre_tuning comes before any task's first batch).
+_RUNS = Groups()
+
+
+def _run_key(database: Database | None, cost_model: CostModel | None) -> tuple[int | None, int | None]:
+    """What the tasks of one run share: its database and cost model (by handle: each call from
+    C++ wraps them in a new Python object)."""
+    return tuple(None if x is None else x.__chandle__() for x in (database, cost_model))
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -108,6 +117,7 @@ class _TaskState:
         database: Database | None,
         cost_model: CostModel | None,
         seed: int,
+        group: Group,
     ) -> None:
         self.opts = opts
         self.context = context
@@ -137,15 +147,39 @@ class _TaskState:
             excessive=self.guard.excessive,
         )
 
-        planned = min(opts["explore_trials"], int(opts["explore_fraction"] * max_trials))
+        self.group = group
+        resolve_source(opts["explore"], database, cost_model, 0)  # bad input fails at pre_tuning, not later
+        self._exploration_planned: Exploration | None = None
+        self.tasks = 1
+
+    @property
+    def exploration(self) -> Exploration:
+        """The first exploration, planned at the first batch: only then is the run's number of
+        tasks known (:mod:`.task_share`)."""
+        if self._exploration_planned is None:
+            self._exploration_planned = self._plan()
+        return self._exploration_planned
+
+    @exploration.setter
+    def exploration(self, value: Exploration) -> None:
+        self._exploration_planned = value
+
+    def _plan(self) -> Exploration:
+        self.tasks = self.group.close() if self.opts["split_budget"] else 1
+        budget = share(self.max_trials, self.tasks)
+        planned = min(self.opts["explore_trials"], int(self.opts["explore_fraction"] * budget))
         have = sum(1 for m in self.measured.values() if m.samples)
         trials = max(planned - have, 0 if have else 1)
-        self.explore_source = resolve_source(opts["explore"], database, cost_model, trials)
-        self.exploration = self._exploration(self.explore_source, trials)
+        source = resolve_source(self.opts["explore"], self.database, self.cost_model, trials)
         logger.info(
-            "droplet %s: budget %d, explore %d by %s, %d records already in the database",
-            context.task_name, max_trials, trials, self.explore_source, self.num_db_records,
+            "droplet %s: budget %d (%d per task of %d), explore %d by %s, %d records already in the database",
+            self.context.task_name, self.max_trials, budget, self.tasks, trials, source, self.num_db_records,
         )
+        return self._exploration(source, trials)
+
+    @property
+    def explore_source(self) -> str:
+        return self.exploration.source
 
     @property
     def explore_left(self) -> int:
@@ -236,7 +270,6 @@ class _TaskState:
         source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.sent)
         self.refills += 1
         self.descents.allow_one_more()  # one descent per refill, from the best unvisited schedule
-        self.explore_source = source
         self.exploration = self._exploration(source, min(self.batch, self.max_trials - self.sent))
         logger.info("droplet %s: descents done with %d trials left; exploring %d more by %s",
                     self.context.task_name, self.max_trials - self.sent, self.explore_left, source)
@@ -305,7 +338,9 @@ class _TaskState:
             self.descents.give_way()
 
     def close(self) -> None:
-        self.exploration.close()
+        self.group.close()
+        if self._exploration_planned is not None:
+            self._exploration_planned.close()
         if self.side is not None:
             self.side.close()
         if self.guard.skipped:
@@ -318,7 +353,7 @@ class _DropletSearch(PySearchStrategy):
 
     Explore
         Up to ``explore_trials`` candidates (and never more than ``explore_fraction`` of the
-        task's budget) drawn by MetaSchedule's own machinery: its evolutionary search with the
+        task's budget; in a run of several tasks, its share: ``split_budget``) drawn by MetaSchedule's own machinery: its evolutionary search with the
         cost model (``explore="evolutionary"``, as Ansor's first 300 trials in the published
         work), or plain replay of the design spaces with random decisions
         (``explore="replay"``). ``"auto"`` takes evolutionary search when ``pre_tuning``
@@ -440,6 +475,17 @@ class _DropletSearch(PySearchStrategy):
         12 ran into the runner's timeout (30 s of wall for one useless trial), 3 ran 584 times
         slower than the fastest or worse; kernels within 1.1x of the fastest estimated at most
         161 times (:mod:`ms_droplet.recompute`). ``None`` measures everything.
+    split_budget : bool, default True
+        In a run of several tasks (``tune_tasks``, ``tune_relax``, Relax's tuning passes), the
+        task's budget that the exploration is planned from is ``max_trials`` divided by the
+        number of tasks the run set up (:mod:`ms_droplet.task_share`). MetaSchedule gives
+        every task the run's ``max_trials_per_task``, by default the global budget, so without
+        this each task plans its exploration for the whole run's budget, is given a few batches,
+        and never descends (a model of six tasks at 300 trials: 150 planned, 30-100 given). Only
+        the plan changes: a task may still take up to ``max_trials``, and one whose descents are
+        done hands the rest back to the task scheduler. With ``max_trials_per_task`` set below
+        the global budget the share is that cap divided by the number of tasks: set
+        ``explore_trials`` instead. A single task (``tune_tir``) is unaffected.
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
@@ -465,6 +511,7 @@ class _DropletSearch(PySearchStrategy):
         avoid_timed_out_moves: bool = True,
         singles_first: str = "after_timeout",
         max_work_ratio: float | None = MAX_WORK_RATIO,
+        split_budget: bool = True,
         seed: int | None = None,
     ) -> None:
         self._options = {
@@ -485,6 +532,7 @@ class _DropletSearch(PySearchStrategy):
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
             "singles_first": _check_choice("singles_first", singles_first, SINGLES_FIRST),
             "max_work_ratio": None if max_work_ratio is None else _check_ratio(max_work_ratio),
+            "split_budget": _check_bool("split_budget", split_budget),
             "seed": None if seed is None else _check_int("seed", seed, 0),
         }
         self._context: TuneContext | None = None
@@ -517,7 +565,7 @@ class _DropletSearch(PySearchStrategy):
             seed = int(self._context.rand_state) % _MAX_SEED
         self._state = _TaskState(
             self._options, self._context, int(max_trials), int(num_trials_per_iter),
-            list(design_spaces), database, cost_model, seed,
+            list(design_spaces), database, cost_model, seed, _RUNS.join(_run_key(database, cost_model)),
         )
 
     def post_tuning(self) -> None:

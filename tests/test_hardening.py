@@ -268,10 +268,11 @@ def _sequences(contexts, rounds: int, interleaved: bool) -> list[list[list[int]]
 
 
 def test_tasks_tuned_together_keep_their_own_state(target):
+    # split_budget off: tuned together, each task would plan its exploration from half the budget
     mods = [matmul_mod(32), matmul_mod(48)]
-    together = _sequences(_contexts(ms_droplet.DropletSearch(explore_trials=8, seed=5), mods, target), 6, True)
-    alone = [_sequences(_contexts(ms_droplet.DropletSearch(explore_trials=8, seed=5), [m], target), 6, False)[0]
-             for m in mods]
+    template = ms_droplet.DropletSearch(explore_trials=8, split_budget=False, seed=5)
+    together = _sequences(_contexts(template, mods, target), 6, True)
+    alone = [_sequences(_contexts(template, [m], target), 6, False)[0] for m in mods]
     assert together == alone
     assert all(len(seq) >= 3 for seq in together)
     first, second = ({k for batch in seq for k in batch} for seq in together)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tvm
@@ -90,6 +92,13 @@ def test_tuned_cnn_runs_every_tuned_schedule_and_is_much_faster(tmp_path, target
     np.testing.assert_allclose(result.outputs["tuned"], model.reference(model.inputs), **TOL)
     # Untuned convolutions are naive loops; tuned ones run several times faster. A sanity bound.
     assert result.untuned_latency / result.tuned_latency > 1.5, result.table()
+    # Every task planned its exploration from its share of the 48 trials (split_budget), so the
+    # tasks given a second batch descended from their first one instead of exploring on.
+    logs = "".join(f.read_text() for f in (tmp_path / "logs").glob("*.log"))
+    plans = re.findall(r"budget 48 \((\d+) per task of (\d+)\), explore (\d+)", logs)
+    tasks = len(plans)
+    assert tasks >= 5 and set(plans) == {(str(48 // tasks), str(tasks), str(48 // tasks // 2))}, plans
+    assert "descent 1 from a seed" in logs
 
 
 @pytest.mark.slow

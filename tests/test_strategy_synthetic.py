@@ -99,6 +99,41 @@ def test_spend_budget_keeps_exploring_and_descending_until_max_trials():
     assert state.refills >= 1 and state.descents.seeds_used >= 1
 
 
+def _tune_together(options: dict, max_trials: int, per_iter: int, given: int):
+    """Two tasks set up as MetaSchedule's task scheduler does (every pre_tuning, with the run's one
+    database and cost model, before any batch), then given ``given // per_iter`` batches each, in turns."""
+    strategies = [ms_droplet.DropletSearch(**options) for _ in range(2)]
+    contexts = [make_context(matmul_mod(n), target_cpu(), s) for n, s in zip((32, 48), strategies, strict=True)]
+    db, model = ms.database.MemoryDatabase(), ms.cost_model.RandomModel()
+    for ctx in contexts:
+        ctx.pre_tuning(max_trials, per_iter, ctx.generate_design_space(), db, model)
+    states = [s._state for s in strategies]
+    for _ in range(given // per_iter):
+        for ctx in contexts:
+            if (cands := ctx.generate_measure_candidates()) is not None:
+                ctx.notify_runner_results(cands, landscape(cands))
+    for ctx in contexts:
+        ctx.post_tuning()
+    return states
+
+
+def test_tasks_tuned_together_plan_their_exploration_from_their_share():
+    # 2 tasks, 256 trials for the run: each plans half of its share of 128, so it descends within it;
+    # planned from all 256 it would still be exploring when its share is spent
+    split = _tune_together({"explore": "replay", "seed": 3}, 256, 16, 128)
+    whole = _tune_together({"explore": "replay", "split_budget": False, "seed": 3}, 256, 16, 128)
+    assert [s.tasks for s in split] == [2, 2] and [s.tasks for s in whole] == [1, 1]
+    assert all(s.descents.seeds_used >= 1 and s.explore_left == 0 for s in split)
+    assert all(s.sent == 128 and s.descents.seeds_used == 0 for s in whole)  # all 128 spent exploring
+    # a task set up after those started is a run of its own
+    alone = ms_droplet.DropletSearch(explore="replay", seed=3)
+    ctx = make_context(matmul_mod(), target_cpu(), alone)
+    ctx.pre_tuning(256, 16, ctx.generate_design_space(), None, None)
+    ctx.generate_measure_candidates()
+    assert alone._state.tasks == 1
+    ctx.post_tuning()
+
+
 def test_a_warm_start_counts_towards_exploration():
     db = ms.database.MemoryDatabase()
     first = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=3)
