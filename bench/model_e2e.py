@@ -73,7 +73,7 @@ def cmd_tune(args) -> int:
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
     results = Path(args.results)
     name, budget, _, options = parse_contender(args.contender, args.trials)
-    work_dir = results / "work" / f"model-{args.model}" / work_dir_name(args.contender, args.trials)
+    work_dir = results / "work" / f"model-{args.model}" / work_dir_name(args.contender, args.trials, args.seed)
     mod = prepare(load_model(args.model, results).mod)
     target = host_target()
     tasks = ms.relax_integration.extract_tasks(mod, target)
@@ -101,16 +101,18 @@ def cmd_run(args) -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     print("model_e2e run: run this alone; other heavy jobs skew the timings", flush=True)
-    done = {(r["model"], r["contender"], r["trials"]) for r in _runs(results)}
-    for contender in args.contenders:
-        if (args.model, contender, args.trials) in done:
-            print(f"  {args.model} {contender} (N={args.trials}): already in model_runs.jsonl, skipped")
-            continue
-        cmd = [sys.executable, __file__, "tune", "--model", args.model, "--contender", contender,
-               "--trials", str(args.trials), "--seed", str(args.seed), "--per-iter", str(args.per_iter),
-               "--results", str(results)]
-        if subprocess.run(cmd, check=False).returncode != 0:
-            return 1
+    done = {(r["model"], r["contender"], r["trials"], r.get("seed", 0)) for r in _runs(results)}
+    for seed in args.seeds:  # seed by seed: a run cut short leaves every contender with the same seeds
+        for contender in args.contenders:
+            if (args.model, contender, args.trials, seed) in done:
+                print(f"  {args.model} {contender} (N={args.trials}, seed {seed}): already in model_runs.jsonl, "
+                      "skipped")
+                continue
+            cmd = [sys.executable, __file__, "tune", "--model", args.model, "--contender", contender,
+                   "--trials", str(args.trials), "--seed", str(seed), "--per-iter", str(args.per_iter),
+                   "--results", str(results)]
+            if subprocess.run(cmd, check=False).returncode != 0:
+                return 1
     return cmd_compare(args)
 
 
@@ -179,7 +181,7 @@ def cmd_compare(args) -> int:
 
 
 def main(argv=None) -> int:
-    from suite import positive_int
+    from suite import parse_seeds, positive_int
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,7 +189,10 @@ def main(argv=None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--model", default="cnn", choices=MODELS)
         p.add_argument("--trials", type=int, default=300)
-        p.add_argument("--seed", type=int, default=0)
+        if name == "tune":
+            p.add_argument("--seed", type=int, default=0)
+        else:
+            p.add_argument("--seeds", type=parse_seeds, default=[0], help="tuning seeds, e.g. 0-2 or 0,3")
         p.add_argument("--per-iter", type=int, default=32)
         p.add_argument("--rounds", type=positive_int, default=7)
         p.add_argument("--processes", type=positive_int, default=5, help="fresh processes the builds are timed in")

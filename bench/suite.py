@@ -418,7 +418,7 @@ def cmd_quick(args) -> int:
     return main(["compare", *base, "--rounds", "5", "--processes", "2"])
 
 
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` or ``"0-2"`` -> [0, 1, 2]."""
     try:
         if "-" in text:
@@ -464,7 +464,7 @@ def main(argv=None) -> int:
         p.add_argument("--contenders", type=lambda s: s.split(","), default=CONTENDERS if name == "run" else None,
                        help="default: " + (",".join(CONTENDERS) if name == "run" else "every contender run at this N"))
         if name == "run":
-            p.add_argument("--seeds", type=_seeds, default=[0], help="tuning seeds, e.g. 0,1,2 or 0-2")
+            p.add_argument("--seeds", type=parse_seeds, default=[0], help="tuning seeds, e.g. 0,1,2 or 0-2")
             p.add_argument("--per-iter", type=int, default=32)
             p.add_argument("--jobs", type=int, default=1, help="contenders tuned at once (>1 skews timings)")
         else:

@@ -96,9 +96,9 @@ def test_tuning_seeds_get_their_own_work_dirs_and_parse_as_lists_or_ranges():
     suite = _suite()
     assert suite.work_dir_name("droplet@N", 300) == "droplet-at-N-N300"
     assert suite.work_dir_name("droplet@N", 300, 2) == "droplet-at-N-N300-s2"
-    assert suite._seeds("0-2") == [0, 1, 2] and suite._seeds("0,3") == [0, 3]
+    assert suite.parse_seeds("0-2") == [0, 1, 2] and suite.parse_seeds("0,3") == [0, 3]
     with pytest.raises(Exception, match="'x'"):
-        suite._seeds("x")
+        suite.parse_seeds("x")
     assert suite._label("droplet@N", 2) == "droplet@N#s2" and suite._label("droplet@N", 0) == "droplet@N"
 
 
