@@ -59,11 +59,11 @@ def cmd_tune(args) -> int:
 
     import tvm.s_tir.tensor_intrin  # noqa: F401  (imported before the clock, as in tune_one.py)
     from suite import parse_contender, work_dir_name
-    from tune_one import _typed
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
     from ms_droplet.builder import fast_builder
+    from ms_droplet.lab.strategies import typed
     from ms_droplet.machine import machine_info
     from ms_droplet.model_tuning import task_rows
     from ms_droplet.relax_pipeline import prepare
@@ -77,7 +77,7 @@ def cmd_tune(args) -> int:
     mod = prepare(load_model(args.model, results).mod)
     target = host_target()
     tasks = ms.relax_integration.extract_tasks(mod, target)
-    strategy = ms_droplet.DropletSearch(seed=args.seed, **_typed(options)) if name == "droplet" else name
+    strategy = ms_droplet.DropletSearch(seed=args.seed, **typed(options)) if name == "droplet" else name
     start = time.perf_counter()
     database = ms.relax_integration.tune_relax(
         mod=mod, params={}, target=target, work_dir=str(work_dir), max_trials_global=budget,
