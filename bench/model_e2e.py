@@ -10,13 +10,15 @@ structure at a 112x112 input). Contenders are written as in ``bench/suite.py``
 hand-back: it never runs out of descents, so it spends its task's share to the end.
 
 Each contender tunes in its own fresh process (``tune`` sub-command; same builder, runner,
-cost model and seed), appending to ``results/model_runs.jsonl``; a (model, contender, trials)
-already there is skipped, so runs resume. Then every build (untuned, and one per contender) is
-compiled and checked (every tuned task's schedule applied, output equal to the untuned
+cost model and seed), once per tuning seed (``--seeds 0-2``; seed K > 0 in its own work dir,
+``-sK``), appending to ``results/model_runs.jsonl``; a (model, contender, trials, seed) already
+there is skipped, so runs resume. Then every build (untuned, and one per contender and seed,
+``CONTENDER#sK``) is compiled and checked (every tuned task's schedule applied, output equal to the untuned
 build's), exported, and timed interleaved for ``--rounds`` rounds in each of ``--processes``
 fresh processes (one process is one draw of where its memory lands, see
 ``bench/process_timing.py``); a build's latency is the median over processes of each one's
-median. The results go to ``results/model_e2e-MODEL-NB.json`` and ``.md``. Run it alone.
+median; a contender's, the median over its seeds' builds (and its ratio to evolutionary@N's).
+The results go to ``results/model_e2e-MODEL-NB.json`` and ``.md``. Run it alone.
 """
 
 from __future__ import annotations
@@ -116,6 +118,31 @@ def cmd_run(args) -> int:
     return cmd_compare(args)
 
 
+def build_label(contender: str, seed: int) -> str:
+    """A tuned build's name: the contender, with ``#sK`` for tuning seed K > 0 (as suite.py's)."""
+    return contender + (f"#s{seed}" if seed else "")
+
+
+def contender_rows(rows: list[dict], reference: str = "evolutionary@N") -> list[dict]:
+    """Per contender, the median over its tuning seeds of each seed's build latency (and of walls);
+    ``vs_reference`` against ``reference``'s median, when it was compared."""
+    import statistics
+
+    by_contender: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("contender"):
+            by_contender.setdefault(row["contender"], []).append(row)
+    out = [{"contender": name, "seeds": [r["seed"] for r in runs],
+            "latency_s": statistics.median(r["latency_s"] for r in runs),
+            "seed_latencies_s": [r["latency_s"] for r in runs],
+            "tuning_wall_s": statistics.median(r["tuning_wall_s"] for r in runs)}
+           for name, runs in by_contender.items()]
+    ref = next((r["latency_s"] for r in out if r["contender"] == reference), None)
+    for r in out:
+        r["vs_reference"] = r["latency_s"] / ref if ref else None
+    return out
+
+
 def cmd_compare(args) -> int:
     import numpy as np
     from process_timing import latency, time_models_in_processes
@@ -131,13 +158,14 @@ def cmd_compare(args) -> int:
     model = load_model(args.model, results)
     mod = prepare(model.mod)
     tasks = ms.relax_integration.extract_tasks(mod, target)
-    runs = {r["contender"]: r for r in _runs(results)
-            if r["model"] == args.model and r["trials"] == args.trials and r["contender"] in args.contenders}
+    runs = {build_label(r["contender"], r.get("seed", 0)): r for r in _runs(results)
+            if r["model"] == args.model and r["trials"] == args.trials and r["contender"] in args.contenders
+            and r.get("seed", 0) in args.seeds}
     exes = {"untuned": compile_model(mod, target)[0]}
     applied = {}
-    for contender, entry in runs.items():
+    for label, entry in runs.items():
         db = ms.database.JSONDatabase(work_dir=str(results / entry["work_dir"]), allow_missing=False)
-        exes[contender], applied[contender] = compile_model(mod, target, db, tasks)  # raises if one is not
+        exes[label], applied[label] = compile_model(mod, target, db, tasks)  # raises if one is not
     reference = run(exes["untuned"], model.inputs)
     max_diff = {name: float(np.max(np.abs(run(exe, model.inputs) - reference))) for name, exe in exes.items()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,14 +178,18 @@ def cmd_compare(args) -> int:
     for name in exes:
         entry = runs.get(name)
         rows.append({
-            "build": name, "latency_s": seconds[name], "vs_untuned": seconds[name] / seconds["untuned"],
+            "build": name, "contender": entry["contender"] if entry else None,
+            "seed": entry.get("seed", 0) if entry else None,
+            "latency_s": seconds[name], "vs_untuned": seconds[name] / seconds["untuned"],
             "process_medians_s": [float(np.median(x)) for x in per_process[name]],
             "tuning_wall_s": entry["wall_s"] if entry else None, "measured": entry["measured"] if entry else None,
             "tasks_applied": f"{sum(applied[name].values())}/{len(tasks)}" if entry else None,
             "per_task": entry.get("per_task") if entry else None, "max_abs_diff_vs_untuned": max_diff[name],
         })
+    contenders = contender_rows(rows)
     summary = {"machine": machine_info(), "command": " ".join(["python", *sys.argv]), "model": args.model,
-               "trials": args.trials, "rounds": args.rounds, "processes": args.processes, "rows": rows}
+               "trials": args.trials, "rounds": args.rounds, "processes": args.processes, "rows": rows,
+               "contenders": contenders}
     stem = f"model_e2e-{args.model}-N{args.trials}"
     (results / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     machine = summary["machine"]
@@ -171,6 +203,14 @@ def cmd_compare(args) -> int:
         wall = f"{r['tuning_wall_s']:.0f}" if r["tuning_wall_s"] is not None else ""
         lines.append(f"| {r['build']} | {r['latency_s'] * 1e6:.1f} | {r['vs_untuned']:.3f} | {wall} | "
                      f"{r['measured'] or ''} | {r['tasks_applied'] or ''} |")
+    lines += ["", "Per contender, median over tuning seeds (seeds' builds in brackets):", "",
+              "| contender | seeds | latency (us) | vs evolutionary@N | tuning wall (s) |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for c in contenders:
+        spread = " / ".join(f"{x * 1e6:.1f}" for x in c["seed_latencies_s"])
+        ratio = f"{c['vs_reference']:.3f}" if c["vs_reference"] else ""
+        lines.append(f"| {c['contender']} | {len(c['seeds'])} | {c['latency_s'] * 1e6:.1f} ({spread}) | {ratio} | "
+                     f"{c['tuning_wall_s']:.0f} |")
     lines += ["", "Trials per task:", ""]
     for r in rows:
         if r["per_task"]:

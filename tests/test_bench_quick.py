@@ -284,6 +284,31 @@ def test_model_e2e_times_each_build_once_per_fresh_process(tmp_path, capsys):
     assert "'0' is not a positive integer" in capsys.readouterr().err
 
 
+def test_model_e2e_tunes_each_seed_in_its_own_work_dir_and_takes_the_median(tmp_path, capsys):
+    model_e2e = _bench("model_e2e")
+    args = ["--model", "cnn", "--trials", "8", "--per-iter", "4", "--seeds", "0,1", "--contenders", "droplet@N",
+            "--results", str(tmp_path), "--processes", "1", "--rounds", "2"]
+    assert model_e2e.main(["run", *args]) == 0
+    runs = [json.loads(line) for line in (tmp_path / "model_runs.jsonl").read_text().splitlines()]
+    assert [(r["contender"], r["seed"]) for r in runs] == [("droplet@N", 0), ("droplet@N", 1)]
+    assert runs[0]["work_dir"] != runs[1]["work_dir"] and all(r["measured"] >= 8 for r in runs)
+    data = json.loads((tmp_path / "model_e2e-cnn-N8.json").read_text())
+    rows = {r["build"]: r for r in data["rows"]}
+    assert set(rows) == {"untuned", "droplet@N", "droplet@N#s1"}
+    for build in ("droplet@N", "droplet@N#s1"):
+        # tuning changed what runs: the tasks with records run their tuned schedules (checked by compile_model)
+        applied, tasks = (int(x) for x in rows[build]["tasks_applied"].split("/"))
+        assert applied >= 1 and tasks == 6, rows[build]
+        assert rows[build]["max_abs_diff_vs_untuned"] < 1e-3
+    [contender] = data["contenders"]
+    assert contender["seeds"] == [0, 1] and contender["vs_reference"] is None
+    assert contender["latency_s"] == pytest.approx((rows["droplet@N"]["latency_s"] + rows["droplet@N#s1"]["latency_s"]) / 2)
+    assert "| droplet@N | 2 |" in (tmp_path / "model_e2e-cnn-N8.md").read_text()
+    capsys.readouterr()
+    assert model_e2e.main(["run", *args]) == 0  # resumed: both seeds are in model_runs.jsonl
+    assert capsys.readouterr().out.count("already in model_runs.jsonl, skipped") == 2
+
+
 def test_placement_times_each_best_kernel_in_processes_with_aslr_on_and_off(replay_run, tmp_path, capsys):
     results, _ = replay_run
     out = tmp_path / "placement.json"
