@@ -170,7 +170,8 @@ class _TaskState:
         planned = min(self.opts["explore_trials"], int(self.opts["explore_fraction"] * budget))
         have = sum(1 for m in self.measured.values() if m.samples)
         trials = max(planned - have, 0 if have else 1)
-        source = resolve_source(self.opts["explore"], self.database, self.cost_model, trials)
+        # the run's cost model: what it has seen (every task's results) and will have by the end
+        source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.group.results + trials)
         logger.info(
             "droplet %s: budget %d (%d per task of %d), explore %d by %s, %d records already in the database",
             self.context.task_name, self.max_trials, budget, self.tasks, trials, source, self.num_db_records,
@@ -202,8 +203,9 @@ class _TaskState:
 
     def _two_site(self) -> int:
         """Two-site moves are screened by the cost model: before it has trained (or without one)
-        they would only crowd the descent's own one-site moves out of its batches."""
-        return self.opts["two_site_moves"] if model_ranks(self.cost_model, self.sent) else 0
+        they would only crowd the descent's own one-site moves out of its batches. It is the run's:
+        on a model it has trained on every task's results."""
+        return self.opts["two_site_moves"] if model_ranks(self.cost_model, self.group.results) else 0
 
     def _rank(self, fresh: list[Proposal]) -> list[Proposal]:
         """Best predicted first by the cost model; without one, a seeded shuffle."""
@@ -243,7 +245,7 @@ class _TaskState:
         (``None`` once it is exhausted). It is made at its first batch, for the rest of the
         budget, so that it ranks with the cost model as trained by then."""
         if self.side is None:
-            source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.sent)
+            source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.group.results)
             self.side = self._exploration(source, self.max_trials - self.sent)
             logger.info("droplet %s: every %d batches from now on explore by %s", self.context.task_name,
                         self.opts["explore_every"], source)
@@ -267,7 +269,7 @@ class _TaskState:
             return False
         self.sent_at_refill = self.sent
         # by now the cost model may have trained: rank with it if it has
-        source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.sent)
+        source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.group.results)
         self.refills += 1
         self.descents.allow_one_more()  # one descent per refill, from the best unvisited schedule
         self.exploration = self._exploration(source, min(self.batch, self.max_trials - self.sent))
@@ -289,6 +291,7 @@ class _TaskState:
         timed_out: dict[int, list[Point]] = {}
         failed: list[str] = []
         saw_timeout = False
+        self.group.results += len(results)
         for pending, result in zip(self.pending, results, strict=True):
             samples = None if result.error_msg else run_samples(result.run_secs)
             if pending.control:
@@ -357,8 +360,9 @@ class _DropletSearch(PySearchStrategy):
         cost model (``explore="evolutionary"``, as Ansor's first 300 trials in the published
         work), or plain replay of the design spaces with random decisions
         (``explore="replay"``). ``"auto"`` takes evolutionary search when ``pre_tuning``
-        receives a database and a cost model and the exploration is at least 100 trials
-        (xgb's warm-up: before that it scores at random), replay otherwise. Records already
+        receives a database and a cost model that will have seen 100 results by the end of the
+        exploration (xgb's warm-up: before that it scores at random; on a model, every task's
+        results count), replay otherwise. Records already
         in the database count towards the exploration, so a resumed run goes straight on.
     Exploit
         Coordinate descent from the best measured schedule over its sampling decisions
@@ -451,8 +455,9 @@ class _DropletSearch(PySearchStrategy):
         Moves of two decisions at once (radius 1 each), up to this many sampled at random, added
         to each radius-1 neighbourhood: the cost model ranks them with the one-site moves, and
         the batch takes the best-ranked. Only in descents that start once the cost model has
-        seen 100 results (xgb's warm-up): unranked, they crowd the one-site moves out of a
-        batch (on the synthetic landscape a descent then stops short of the optimum).
+        seen 100 results (xgb's warm-up; on a model, all tasks' results: they share it):
+        unranked, they crowd the one-site moves out of a batch (on the synthetic landscape a
+        descent then stops short of the optimum).
         ``0`` keeps to one-site moves. 64 is the default because on the bench's six
         workloads (three seeds) it beat 0 on every target of issue 13 but one
         (evolutionary@10N on GMM-2; docs/benchmarks.md).

@@ -19,11 +19,15 @@ from dataclasses import dataclass
 
 @dataclass
 class Group:
-    """The strategies of one run: ``size`` of them, final once ``closed``."""
+    """The strategies of one run: ``size`` of them, final once ``closed``; ``results``: how many
+    runner results its tasks have had back, so far. The run's cost model is updated with every
+    task's (MetaSchedule's ``UpdateCostModel`` callback), so this, not one task's count, is what
+    it has trained on."""
 
     key: Hashable
     size: int = 0
     closed: bool = False
+    results: int = 0
 
     def close(self) -> int:
         """No more members (a member started, or finished); returns the size."""
