@@ -356,14 +356,15 @@ class _DropletSearch(PySearchStrategy):
 
     Explore
         Up to ``explore_trials`` candidates (and never more than ``explore_fraction`` of the
-        task's budget; in a run of several tasks, its share: ``split_budget``) drawn by MetaSchedule's own machinery: its evolutionary search with the
-        cost model (``explore="evolutionary"``, as Ansor's first 300 trials in the published
-        work), or plain replay of the design spaces with random decisions
-        (``explore="replay"``). ``"auto"`` takes evolutionary search when ``pre_tuning``
-        receives a database and a cost model that will have seen 100 results by the end of the
-        exploration (xgb's warm-up: before that it scores at random; on a model, every task's
-        results count), replay otherwise. Records already
-        in the database count towards the exploration, so a resumed run goes straight on.
+        task's budget; in a run of several tasks, of its share: ``split_budget``) drawn by
+        MetaSchedule's own machinery: its evolutionary search with the cost model
+        (``explore="evolutionary"``, as Ansor's first 300 trials in the published work), or
+        plain replay of the design spaces with random decisions (``explore="replay"``).
+        ``"auto"`` takes evolutionary search when ``pre_tuning`` receives a database and a cost
+        model that will have seen 100 results by the end of the exploration (xgb's warm-up:
+        before that it scores at random; on a model, every task's results count), replay
+        otherwise. Records already in the database count towards the exploration, so a
+        resumed run goes straight on.
     Exploit
         Coordinate descent from the best measured schedule over its sampling decisions
         (perfect tiles, categorical choices such as unroll, compute locations): neighbours at
