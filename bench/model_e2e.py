@@ -118,11 +118,6 @@ def cmd_run(args) -> int:
     return cmd_compare(args)
 
 
-def build_label(contender: str, seed: int) -> str:
-    """A tuned build's name: the contender, with ``#sK`` for tuning seed K > 0 (as suite.py's)."""
-    return contender + (f"#s{seed}" if seed else "")
-
-
 def contender_rows(rows: list[dict], reference: str = "evolutionary@N") -> list[dict]:
     """Per contender, the median over its tuning seeds of each seed's build latency (and of walls);
     ``vs_reference`` against ``reference``'s median, when it was compared."""
@@ -146,6 +141,7 @@ def contender_rows(rows: list[dict], reference: str = "evolutionary@N") -> list[
 def cmd_compare(args) -> int:
     import numpy as np
     from process_timing import latency, time_models_in_processes
+    from suite import run_label
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.machine import machine_info
@@ -158,7 +154,7 @@ def cmd_compare(args) -> int:
     model = load_model(args.model, results)
     mod = prepare(model.mod)
     tasks = ms.relax_integration.extract_tasks(mod, target)
-    runs = {build_label(r["contender"], r.get("seed", 0)): r for r in _runs(results)
+    runs = {run_label(r["contender"], r.get("seed", 0)): r for r in _runs(results)
             if r["model"] == args.model and r["trials"] == args.trials and r["contender"] in args.contenders
             and r.get("seed", 0) in args.seeds}
     exes = {"untuned": compile_model(mod, target)[0]}

@@ -217,7 +217,7 @@ def cmd_compare(args) -> int:
                                             with_numpy=workload.startswith("GMM"))
         per_kernel = {name: process_latency(samples) for name, samples in per_process.items()}
         # a contender's latency: the median over its tuning seeds of each seed's kernel (re-timed here)
-        labels = {name: [_label(name, r.get("seed", 0)) for r in seeded] for name, seeded in mine.items()}
+        labels = {name: [run_label(name, r.get("seed", 0)) for r in seeded] for name, seeded in mine.items()}
         med: dict[str, float] = {}
         for name, mine_labels in labels.items():
             timed = [per_kernel[label] for label in mine_labels if label in per_kernel]
@@ -275,13 +275,14 @@ def export_best(mine: dict[str, list[dict]], wl, target, out: Path) -> dict[str,
             if sch is None:
                 print(f"  {wl.name} {contender}: no valid schedule in {run['work_dir']}")
                 continue
-            label = _label(contender, run.get("seed", 0))
+            label = run_label(contender, run.get("seed", 0))
             libraries[label] = str(out / f"kernel-{len(libraries)}.so")
             tvm.compile(sch.mod, target=target).export_library(libraries[label])
     return libraries
 
 
-def _label(contender: str, seed: int) -> str:
+def run_label(contender: str, seed: int) -> str:
+    """A tuning run's name: the contender, with ``#sK`` for tuning seed K > 0."""
     return contender if seed == 0 else f"{contender}#s{seed}"
 
 
@@ -333,7 +334,7 @@ def verdict(summary: dict, contender: str = "droplet@N", on: dict[str, str] | No
 
 def _fastest_run(rows: dict) -> tuple[float, str] | None:
     """The fastest kernel of any tuning run among ``rows``: every seed of every contender (numpy has no seeds)."""
-    kernels = [(s["latency_s"], _label(name, int(seed))) for name, row in rows.items()
+    kernels = [(s["latency_s"], run_label(name, int(seed))) for name, row in rows.items()
                for seed, s in row.get("seeds", {}).items() if s.get("latency_s")]
     return min(kernels, default=None)
 

@@ -99,7 +99,7 @@ def test_tuning_seeds_get_their_own_work_dirs_and_parse_as_lists_or_ranges():
     assert suite.parse_seeds("0-2") == [0, 1, 2] and suite.parse_seeds("0,3") == [0, 3]
     with pytest.raises(Exception, match="'x'"):
         suite.parse_seeds("x")
-    assert suite._label("droplet@N", 2) == "droplet@N#s2" and suite._label("droplet@N", 0) == "droplet@N"
+    assert suite.run_label("droplet@N", 2) == "droplet@N#s2" and suite.run_label("droplet@N", 0) == "droplet@N"
 
 
 def test_verdict_takes_per_workload_medians_against_each_target():
