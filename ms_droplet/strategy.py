@@ -165,7 +165,8 @@ class _TaskState:
         self._exploration_planned = value
 
     def _plan(self) -> Exploration:
-        self.tasks = self.group.close() if self.opts["split_budget"] else 1
+        tasks = self.group.close()  # the run's tasks are all set up by its first batch
+        self.tasks = tasks if self.opts["split_budget"] else 1
         budget = share(self.max_trials, self.tasks)
         planned = min(self.opts["explore_trials"], int(self.opts["explore_fraction"] * budget))
         have = sum(1 for m in self.measured.values() if m.samples)
