@@ -390,3 +390,34 @@ def test_parallel_extent_retimes_a_best_kernel_with_each_parallel_value(replay_r
     with pytest.raises(SystemExit):
         tool.main(["--results", str(results), "--workload", "GMM-0", "--values", "0,4"])
     assert "--values '0,4' is not a list of positive integers" in capsys.readouterr().err
+
+
+def test_plateau_reads_each_runs_best_after_half_all_and_ten_times_the_budget(tmp_path, capsys):
+    plateau = _bench("plateau")
+
+    def run(contender, seed, budget, curve):  # curve: (trial, best latency in us) where the best changed
+        return {"workload": "W", "contender": contender, "n": 10, "budget": budget, "seed": seed,
+                "curve": [[t, 0.0, us * 1e-6] for t, us in curve]}
+
+    runs = [run("droplet@N", 0, 10, [(1, 90), (5, 80), (10, 70)]),
+            run("droplet@N", 1, 10, [(2, 100), (6, 60)]),
+            run("evolutionary@N", 0, 10, [(1, 100), (9, 80)]),
+            run("evolutionary@10N", 0, 100, [(1, 100), (10, 80), (30, 75), (90, 50)]),
+            dict(run("droplet@N", 2, 10, [(1, 1)]), n=20)]  # another budget: left out
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    out = tmp_path / "plateau.md"
+    assert plateau.main(["--results", str(tmp_path), "--n", "10", "--out", str(out)]) == 0
+    table = json.loads(out.with_suffix(".json").read_text())["W"]
+    drop = table["contenders"]["droplet@N"]
+    assert drop["seeds"] == 2
+    assert drop["median"]["N/2"] == pytest.approx(90e-6)  # seeds: 80 and 100 after 5 trials
+    assert drop["median"]["N"] == pytest.approx(65e-6)
+    ten = table["contenders"]["evolutionary@10N"]["median"]
+    assert (ten["N"], ten["3N"], ten["10N"]) == pytest.approx((80e-6, 75e-6, 50e-6))
+    assert table["fastest"] == [pytest.approx(50e-6), "evolutionary@10N", 0]
+    assert table["fastest_vs_reference"] == pytest.approx(50 / 80)
+    text = out.read_text()
+    assert "| W | evolutionary@10N | 1 |  | 80.0 | 75.0 | 50.0 | 0.625 |" in text
+    assert text in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no run at N=7"):
+        plateau.main(["--results", str(tmp_path), "--n", "7"])
