@@ -9,7 +9,8 @@ on the workload (every seed of every contender, 10N included) against evolutiona
 
 These are tuning-time measurements (the runner's mean of its samples, in the tuning process), not
 the re-timed kernels of ``suite.py compare``: they tell how far a budget moves a search, not which
-contender's kernel is faster. Nothing is run or timed; the file is read.
+contender's kernel is faster, and they compare only between runs of one machine in one stretch of
+time (the table's first line names the CPUs and days). Nothing is run or timed; the file is read.
 """
 
 from __future__ import annotations
@@ -70,9 +71,20 @@ def plateau(runs: list[dict], n: int) -> dict:
     return table
 
 
-def markdown(table: dict, n: int, source: str) -> str:
-    lines = [f"Best latency measured while tuning (us), median over tuning seeds; runs at N = {n} from `{source}`.",
-             "", "| workload | contender | seeds | after N/2 | after N | after 3N | after 10N | 10N / N |",
+def machines(runs: list[dict], n: int) -> str:
+    """The CPUs and days the runs at budget ``n`` were tuned on: tuning-time latencies compare only within one."""
+    seen: dict[str, set[str]] = {}
+    for run in runs:
+        if run["n"] == n:
+            m = run.get("machine") or {}
+            cpu = f"{m.get('cpu', '?')} ({m.get('llvm_cpu') or 'LLVM CPU not recorded'})"
+            seen.setdefault(cpu, set()).add(str(m.get("date", "?"))[:10])
+    return "; ".join(f"{cpu} on {', '.join(sorted(days))}" for cpu, days in sorted(seen.items()))
+
+
+def markdown(table: dict, n: int, source: str, tuned_on: str) -> str:
+    lines = [f"Best latency measured while tuning (us), median over tuning seeds; runs at N = {n} from `{source}`, "
+             f"tuned on {tuned_on}.", "", "| workload | contender | seeds | after N/2 | after N | after 3N | after 10N | 10N / N |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for workload, entry in table.items():
         for name, per in sorted(entry["contenders"].items()):
@@ -104,7 +116,7 @@ def main(argv=None) -> int:
     table = plateau(runs, args.n)
     if not table:
         raise SystemExit(f"plateau: no run at N={args.n} in {args.results / 'runs.jsonl'}")
-    text = markdown(table, args.n, str(args.results / "runs.jsonl"))
+    text = markdown(table, args.n, str(args.results / "runs.jsonl"), machines(runs, args.n))
     print(text, end="")
     if args.out:
         args.out.write_text(text)

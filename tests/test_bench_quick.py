@@ -418,6 +418,7 @@ def test_plateau_reads_each_runs_best_after_half_all_and_ten_times_the_budget(tm
     assert table["fastest_vs_reference"] == pytest.approx(50 / 80)
     text = out.read_text()
     assert "| W | evolutionary@10N | 1 |  | 80.0 | 75.0 | 50.0 | 0.625 |" in text
+    assert "tuned on ? (LLVM CPU not recorded) on ?." in text  # these runs name no machine
     assert text in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no run at N=7"):
         plateau.main(["--results", str(tmp_path), "--n", "7"])
