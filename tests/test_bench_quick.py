@@ -92,6 +92,14 @@ def test_contender_specs_parse_budget_post_and_droplet_options():
             parse(bad, 30)
 
 
+def test_peak_per_cycle_counts_zen4_avx512_at_half_width_and_zen5_at_full():
+    per_cycle = _suite().peak_fp32_per_cycle
+    avx512 = {"avx2", "fma", "avx512f"}
+    assert per_cycle(avx512, "znver5")[0] == 64 and per_cycle(avx512, "sapphirerapids")[0] == 64
+    assert per_cycle(avx512, "znver4") == (32, "znver4 runs AVX-512 on 256-bit units: 8 lanes x 2 (FMA) x 2 FMA units")
+    assert per_cycle({"avx2", "fma"}, "znver3")[0] == 32 and per_cycle({"sse2"}, "x86-64")[0] == 8
+
+
 def test_tuning_seeds_get_their_own_work_dirs_and_parse_as_lists_or_ranges():
     suite = _suite()
     assert suite.work_dir_name("droplet@N", 300) == "droplet-at-N-N300"
