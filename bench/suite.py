@@ -154,7 +154,7 @@ def kernel_timer(mod, target, tensors):
 
 
 # CPUs whose AVX-512 runs on 256-bit FMA units, two passes per instruction (Zen 4 "double-pumps"):
-# their fp32 peak per cycle is AVX2's, 32 FLOP, not the 64 of a full 512-bit datapath (Zen 5, Xeon).
+# their fp32 peak per cycle is AVX2's, 32 FLOP, not the 64 of two 512-bit units (Zen 5; two assumed on Intel).
 _HALF_WIDTH_AVX512 = {"znver4"}
 
 
