@@ -262,6 +262,7 @@ def cmd_compare(args) -> int:
                     row[key] = statistics.median(r[key] for r in seeded)
                 row["wall_per_trial_s"] = statistics.median(r["wall_s"] / max(r["trials"], 1) for r in seeded)
                 row["machines"] = sorted({r["machine"]["target"] for r in seeded})
+                row["build_timeouts_s"] = sorted({build_timeout(r) for r in seeded})
                 if "post_optimization" in seeded[0]:
                     row["post_optimization"] = [r.get("post_optimization") for r in seeded]
             else:
@@ -388,6 +389,17 @@ def verdict_lines(v: dict) -> list[str]:
     return lines
 
 
+def build_timeout(run: dict) -> float:
+    """The builder's per-candidate timeout a run had; runs recorded before it was kept had 30 s."""
+    return run.get("build_timeout_s", 30.0)
+
+
+def mixed_build_timeouts(summary: dict) -> list[str]:
+    """Workloads whose contenders were tuned with different build timeouts: their walls do not compare."""
+    return [w for w, entry in summary["workloads"].items()
+            if len({t for row in entry["contenders"].values() for t in row.get("build_timeouts_s", ())}) > 1]
+
+
 def markdown_table(summary: dict) -> str:
     lines = [
         f"Machine: {summary['machine']['cpu']}, {summary['machine']['logical_cores']} cores, "
@@ -415,6 +427,13 @@ def markdown_table(summary: dict) -> str:
     lines.append("Latency: median over tuning seeds of each seed's kernel, re-timed interleaved here (seeds in "
                  "brackets); wall, trials and ms/cand: medians over seeds. Ratios are latency / reference latency: "
                  "below 1 is faster than the reference.")
+    timeouts = sorted({t for e in summary["workloads"].values() for row in e["contenders"].values()
+                       for t in row.get("build_timeouts_s", ())})
+    if timeouts:
+        lines.append("Build timeout per candidate: " + ", ".join(f"{t:g} s" for t in timeouts) + ".")
+    if mixed := mixed_build_timeouts(summary):
+        lines.append(f"WARNING: contenders tuned with different build timeouts on {', '.join(mixed)}: "
+                     "a timed-out build costs its whole timeout, so their walls do not compare.")
     if summary.get("peak_derivation"):
         lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")
     if summary.get("verdict", {}).get("vs_evolutionary"):

@@ -6,6 +6,13 @@ enough to make first builds hit the 30 s timeout. The registry of tensor intrins
 read when a schedule is *tensorized*, which happens while the trace is replayed in the tuning
 process; the build of an already scheduled module never looks it up. :func:`build` is
 ``default_build`` without that import: the same passes, the same target, the same module.
+
+Its timeout is 10 s, not ``LocalBuilder``'s 30 s. Some schedules make LLVM run for minutes
+(on SFM-1, softmax, about 1 in 15 with unroll steps of 64 or 512: over 120 s each, where the same
+schedule with 16 builds in 0.05 s), and the builder waits out the whole timeout for each: a
+tuning run met up to 12 of them, minutes of wall for nothing. Every other build measured took at
+most 1.7 s alone, and batches of 32 from six workloads and three models built with a 3 s timeout
+without an error (docs/design.md, "Build cost").
 """
 
 from __future__ import annotations
@@ -26,7 +33,11 @@ def build(mod: IRModule, target: Target, _params=None) -> Module:
     return tvm_build(mod, target=target)
 
 
-def fast_builder(max_workers: int | None = None, timeout_sec: float = 30.0) -> LocalBuilder:
+#: Per-candidate build timeout of :func:`fast_builder` (s).
+DEFAULT_BUILD_TIMEOUT = 10.0
+
+
+def fast_builder(max_workers: int | None = None, timeout_sec: float = DEFAULT_BUILD_TIMEOUT) -> LocalBuilder:
     """A MetaSchedule ``LocalBuilder`` whose workers build with :func:`build`.
 
     Parameters
@@ -34,7 +45,8 @@ def fast_builder(max_workers: int | None = None, timeout_sec: float = 30.0) -> L
     max_workers:
         Build processes (``None``: one per logical CPU, as ``LocalBuilder``).
     timeout_sec:
-        Per-candidate build timeout.
+        Per-candidate build timeout (it includes starting a worker, about 2 s here); a build
+        that runs out of it fails and its candidate is never chosen.
     """
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
         raise ValueError(f"fast_builder: max_workers must be a positive integer or None, got {max_workers!r}")

@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .builder import DEFAULT_BUILD_TIMEOUT
+
 STRATEGIES = ("droplet", "evolutionary", "replay-trace")
 COST_MODELS = ("xgb", "random", "none")
 
@@ -39,6 +41,17 @@ def _int_in(low: int, high: int, expected: str):
 
 
 _positive_int = _int_in(1, 2**63, "a positive integer")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
 _seed = _int_in(0, 2**31 - 1, "an integer in [0, 2**31-2]")
 
 
@@ -84,6 +97,10 @@ def _add_tuning_options(parser: argparse.ArgumentParser, default_trials: int, wo
         "(evolutionary when there is a cost model and at least 100 exploration trials) (default: auto)",
     )
     parser.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (default: xgb)")
+    parser.add_argument(
+        "--build-timeout", type=_positive_seconds, default=DEFAULT_BUILD_TIMEOUT, metavar="SECONDS",
+        help="a candidate's build fails after this long (default: %(default)g)",
+    )
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--work-dir", type=Path, default=None,
@@ -296,7 +313,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             max_trials_global=args.trials,
             num_trials_per_iter=args.per_iter,
             strategy=_strategy(args),
-            builder=fast_builder(),
+            builder=fast_builder(timeout_sec=args.build_timeout),
             runner=runner,
             cost_model=args.cost_model,
             measure_callbacks=[
@@ -339,6 +356,7 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     work_dir = _work_dir(args, parser, model.name)
     out = args.out or work_dir / f"{model.name}.so"
 
+    from .builder import fast_builder
     from .interrupt import stop_on_interrupt
     from .model_tuning import tune_model
     from .progress import ProgressPrinter
@@ -350,7 +368,8 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     with stop_on_interrupt() as interrupt, _interruptible(interrupt):
         result = tune_model(
             model, target, work_dir, args.trials, _strategy(args), num_trials_per_iter=args.per_iter,
-            runner=runner, cost_model=args.cost_model, seed=args.seed, progress=progress,
+            builder=fast_builder(timeout_sec=args.build_timeout), runner=runner, cost_model=args.cost_model,
+            seed=args.seed, progress=progress,
             rounds=args.rounds, library=out, first_callbacks=[interrupt.callback],
         )
     print("ms-droplet: summary")
