@@ -7,12 +7,12 @@ read when a schedule is *tensorized*, which happens while the trace is replayed 
 process; the build of an already scheduled module never looks it up. :func:`build` is
 ``default_build`` without that import: the same passes, the same target, the same module.
 
-Its timeout is 10 s, not ``LocalBuilder``'s 30 s. Some schedules make LLVM run for minutes
-(on SFM-1, softmax, about 1 in 15 with unroll steps of 64 or 512: over 120 s each, where the same
-schedule with 16 builds in 0.05 s), and the builder waits out the whole timeout for each: a
-tuning run met up to 12 of them, minutes of wall for nothing. Every other build measured took at
-most 1.7 s alone, and batches of 32 from six workloads and three models built with a 3 s timeout
-without an error (docs/design.md, "Build cost").
+Its timeout is 10 s, not ``LocalBuilder``'s 30 s. Some schedules make LLVM run for minutes (on
+SFM-1, softmax, 47 of 1,123 with unroll steps of 64 or 512; two tried alone ran past 120 s; one
+of them with a step of 16 builds in 0.05 s), and the builder waits out the whole timeout for
+each: a tuning run met up to 15 of them, minutes of wall for nothing. Every other build
+measured took at most 1.7 s alone, and batches of 32 from six workloads and three models built
+with a 3 s timeout without an error (docs/design.md, "Build cost").
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def fast_builder(max_workers: int | None = None, timeout_sec: float = DEFAULT_BU
     max_workers:
         Build processes (``None``: one per logical CPU, as ``LocalBuilder``).
     timeout_sec:
-        Per-candidate build timeout (it includes starting a worker, about 2 s here); a build
+        Per-candidate build timeout (it also covers starting a worker); a build
         that runs out of it fails and its candidate is never chosen.
     """
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):

@@ -77,17 +77,31 @@ class Droplet:
         """Mean run time of the current centre."""
         return mean(self.center_samples)
 
-    def proposals(self) -> list[Point]:
-        """Unvisited neighbours at the current radius, growing it past exhausted radii."""
+    def proposals(self, fill: int = 1) -> list[Point]:
+        """Unvisited neighbours at the current radius, growing it past exhausted radii.
+
+        With ``fill`` > 1, fewer than ``fill`` of them are joined by those of the next radii
+        (nearest first) until there are ``fill``: late in a descent a radius holds a few
+        neighbours, and each batch of them costs seconds of builder and runner start-up
+        whatever its size. The radius stays the first one's; :meth:`observe` accepts the best
+        faster point of any radius, and radii all of whose points are visited are skipped.
+        """
         while not self.converged:
-            points = neighbours(self.space, self.center, self.radius)
-            if self.radius == 1 and self.two_site:
-                points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
-            fresh = [p for p in points if p not in self.visited and not self._is_banned(p)]
+            fresh = self._fresh(self.radius)
             if fresh:
-                return fresh
+                ahead = self.radius + 1
+                while len(fresh) < fill and ahead <= self._max_radius:
+                    fresh += self._fresh(ahead)
+                    ahead += 1
+                return list(dict.fromkeys(fresh))
             self.radius += 1
         return []
+
+    def _fresh(self, radius: int) -> list[Point]:
+        points = neighbours(self.space, self.center, radius)
+        if radius == 1 and self.two_site:
+            points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
+        return [p for p in points if p not in self.visited and not self._is_banned(p)]
 
     def _changes(self, point: Point) -> frozenset[tuple[int, Decision]]:
         return frozenset((i, v) for i, (v, c) in enumerate(zip(point, self.center, strict=True)) if v != c)

@@ -56,7 +56,7 @@ class DescentDriver:
                  rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
-                 excessive: Callable[[IRModule, int], bool] = lambda mod, key: False) -> None:
+                 fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -70,6 +70,7 @@ class DescentDriver:
         self.two_site = two_site  # two-site moves for a descent starting now (asked as each one starts)
         self.avoid_timed_out_moves = avoid_timed_out_moves
         self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
+        self.fill = fill  # a batch with fewer neighbours at the radius takes the next radii's too
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
@@ -159,7 +160,7 @@ class DescentDriver:
         """Up to ``slots`` candidates of one descent; ``None`` once it has converged."""
         droplet = descent.droplet
         while True:
-            proposals = droplet.proposals()
+            proposals = droplet.proposals(min(self.fill, slots))
             if not proposals:
                 return None
             known, fresh = self._replay(descent, proposals, measured)

@@ -144,7 +144,7 @@ class _TaskState:
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
             per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"], two_site=self._two_site,
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
-            excessive=self.guard.excessive,
+            fill=opts["fill_batch"], excessive=self.guard.excessive,
         )
 
         self.group = group
@@ -453,7 +453,13 @@ class _DropletSearch(PySearchStrategy):
         it grows. Exploration batches keep ``num_trials_per_iter``. Measured at 8 (three
         workloads, three seeds): 1.5 times the accepted moves, kernels 1.01 times the
         default's (docs/benchmarks.md); off by default.
-    two_site_moves : int >= 0, default 64
+    fill_batch : int >= 1, default 1
+        A descent batch that would hold fewer than this many neighbours of the current radius
+        (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
+        this many (and the batch's room); the best faster point of any of them is accepted.
+        Why: every batch costs seconds of builder and runner start-up whatever its size (on
+        Zen 5 a batch of one candidate took 3-4 s, 0.8-1 s per candidate in full batches), and
+        droplet runs spent 10-85 s in batches of under 8. ``1``: one radius per batch.
         Moves of two decisions at once (radius 1 each), up to this many sampled at random, added
         to each radius-1 neighbourhood: the cost model ranks them with the one-site moves, and
         the batch takes the best-ranked. Only in descents that start once the cost model has
@@ -516,6 +522,7 @@ class _DropletSearch(PySearchStrategy):
         descents_per_batch: int = 1,
         diverse_seeds: bool = False,
         descent_batch: int | None = None,
+        fill_batch: int = 1,
         two_site_moves: int = 64,
         avoid_timed_out_moves: bool = True,
         singles_first: str = "after_timeout",
@@ -537,6 +544,7 @@ class _DropletSearch(PySearchStrategy):
             "descents_per_batch": _check_int("descents_per_batch", descents_per_batch, 1),
             "diverse_seeds": _check_bool("diverse_seeds", diverse_seeds),
             "descent_batch": None if descent_batch is None else _check_int("descent_batch", descent_batch, 1),
+            "fill_batch": _check_int("fill_batch", fill_batch, 1),
             "two_site_moves": _check_int("two_site_moves", two_site_moves, 0),
             "avoid_timed_out_moves": _check_bool("avoid_timed_out_moves", avoid_timed_out_moves),
             "singles_first": _check_choice("singles_first", singles_first, SINGLES_FIRST),

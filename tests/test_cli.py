@@ -39,6 +39,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["tune", "--rpc-key", "board"], "--rpc HOST:PORT"),
         (["tune", "--rpc", "127.0.0.1:1", "--rpc-key", "board"], "127.0.0.1:1"),
         (["tune", "--rpc-workers", "0"], "'0'"),
+        (["tune", "--build-timeout", "0"], "'0'"),
+        (["tune-model", "cnn", "--build-timeout", "soon"], "'soon'"),
         (["tune-model", "missing.onnx"], "'missing.onnx'"),
         (["tune-model", "resnet"], "'resnet'"),
         (["tune-model", "cnn", "--input-shape", "x:1,a"], "'x:1,a'"),

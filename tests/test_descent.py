@@ -19,10 +19,10 @@ def cost(point):
     return 1.0 + sum(abs(math.log2(a) - math.log2(b)) for a, b in zip(tiles, (1, 4, 4), strict=False)) + abs(unroll - 2)
 
 
-def run(droplet, budget=1000):
+def run(droplet, budget=1000, fill=1):
     measured = 0
     while not droplet.converged and measured < budget:
-        proposals = droplet.proposals()
+        proposals = droplet.proposals(fill)
         if not proposals:
             break
         droplet.observe({p: (cost(p),) for p in proposals})
@@ -67,6 +67,37 @@ def test_exhausted_radius_is_skipped_by_proposals():
     droplet.visited.update(first)  # as if measured elsewhere
     nxt = droplet.proposals()
     assert droplet.radius >= 2 and nxt and not set(nxt) & set(first)
+
+
+# late radii hold one neighbour each: the unroll-like site moved alone, up to 9 steps away
+LONG = DecisionSpace((Site(TILE, 0, extent=16, max_innermost=16), Site(CATEGORICAL, 1, num_choices=10)))
+
+
+def _batches_to_converge(space, start, fill, cost=lambda point: 1.0 + (point[0] != (1, 4, 4)) + point[1]):
+    droplet = Droplet(space, start, (cost(start),))
+    sizes = []
+    while proposals := droplet.proposals(fill):
+        sizes.append(len(proposals))
+        droplet.observe({p: (cost(p),) for p in proposals})
+    return droplet, sizes
+
+
+def test_fill_joins_the_next_radii_to_a_small_radius_and_keeps_the_points_measured():
+    start = ((1, 4, 4), 0)  # the minimum of the default cost
+    one, one_sizes = _batches_to_converge(LONG, start, fill=1)
+    filled, sizes = _batches_to_converge(LONG, start, fill=4)
+    assert one_sizes == [5, 5, 1, 1, 1, 1, 1, 1, 1]
+    # nothing is accepted from the minimum: the same neighbours, in fewer and fuller batches
+    assert filled.visited == one.visited and filled.center == one.center == start
+    assert sizes == [5, 5, 4, 3]
+    # nearest radius first: a short radius comes whole, then the next ones
+    first = Droplet(LONG, start, (1.0,))
+    assert first.proposals(8)[:5] == first.proposals() and len(first.proposals(8)) == 10
+
+
+def test_fill_still_descends_to_the_minimum():
+    droplet, _ = _batches_to_converge(SPACE, ((16, 1, 1), 0), fill=8, cost=cost)
+    assert droplet.center == ((1, 4, 4), 2) and droplet.converged
 
 
 def test_seed_outside_the_space_is_rejected():
