@@ -52,6 +52,7 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
+
 _seed = _int_in(0, 2**31 - 1, "an integer in [0, 2**31-2]")
 
 

@@ -19,10 +19,10 @@ def cost(point):
     return 1.0 + sum(abs(math.log2(a) - math.log2(b)) for a, b in zip(tiles, (1, 4, 4), strict=False)) + abs(unroll - 2)
 
 
-def run(droplet, budget=1000, fill=1):
+def run(droplet, budget=1000):
     measured = 0
     while not droplet.converged and measured < budget:
-        proposals = droplet.proposals(fill)
+        proposals = droplet.proposals()
         if not proposals:
             break
         droplet.observe({p: (cost(p),) for p in proposals})
