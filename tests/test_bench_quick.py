@@ -386,10 +386,12 @@ def test_parallel_extent_retimes_a_best_kernel_with_each_parallel_value(replay_r
     assert [r["value"] for r in rows] == [32, 1]  # the run's own value (the design space's) first
     assert rows[0]["vs_own"] == 1.0 and rows[1]["latency_s"] > 0
     assert "| replay-trace@N s0 | 32 | 1 |" in capsys.readouterr().out
-    # the value reaches the schedule: its trace carries it and post-processing parallelises one loop less
+    # the value reaches the schedule: its trace carries it and post-processing parallelises fewer loops.
+    # A seeded design space: with some sampled tilings (about 1 in 13) the outer loops are already fused and
+    # both values parallelise the same loop; seed 0's tiling is not one of them.
     wl = get_workload("GMM-0")
     context = ms.TuneContext(mod=wl.mod, target=host_target(), space_generator="post-order-apply",
-                             search_strategy="replay-trace", task_name="GMM-0")
+                             search_strategy="replay-trace", task_name="GMM-0", rand_state=0)
     postprocs = list(context.space_generator.postprocs)
     best = base_trace(context.generate_design_space()[0].trace)
     annotated = {v: replay(wl.mod, tool.with_parallel(best, v), postprocs, seed=1) for v in (1, 32)}
