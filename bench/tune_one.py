@@ -35,7 +35,7 @@ def main() -> int:
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
-    from ms_droplet.builder import DEFAULT_BUILD_TIMEOUT, fast_builder
+    from ms_droplet.builder import fast_builder
     from ms_droplet.lab.strategies import typed
     from ms_droplet.machine import machine_info
     from ms_droplet.progress import ProgressPrinter
@@ -54,7 +54,7 @@ def main() -> int:
     timing = options.pop("runner", "local")
     runner = interleaved_runner() if timing == "interleaved" else ms.runner.LocalRunner(evaluator_config=evaluator_config(3))
     inner = ms_droplet.DropletSearch(seed=args.seed, **typed(options)) if strategy_name == "droplet" else strategy_name
-    build_timeout = DEFAULT_BUILD_TIMEOUT
+    builder = fast_builder()
     clock = {"cpu_s": 0.0, "candidates": 0}
     progress = ProgressPrinter(budget, flop_count(workload.mod))
     start = time.perf_counter()
@@ -63,7 +63,7 @@ def main() -> int:
         database = ms.tune_tir(
             mod=workload.mod, target=target, work_dir=str(work_dir), max_trials_global=budget,
             num_trials_per_iter=args.per_iter, strategy=TimedStrategy(inner, clock),
-            builder=fast_builder(timeout_sec=build_timeout),
+            builder=builder,
             runner=runner,
             cost_model="xgb",
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],
@@ -86,7 +86,7 @@ def main() -> int:
 
     record = {
         "workload": args.workload, "contender": args.contender, "n": args.n, "budget": budget,
-        "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "build_timeout_s": build_timeout, "wall_s": wall, "trials": progress.count,
+        "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "build_timeout_s": builder.timeout_sec, "wall_s": wall, "trials": progress.count,
         "failures": progress.failures, "best_latency_s": progress.best,
         "strategy_cpu_s": clock["cpu_s"],
         "strategy_cpu_per_candidate_ms": 1e3 * clock["cpu_s"] / max(clock["candidates"], 1),

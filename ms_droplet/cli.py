@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .builder import DEFAULT_BUILD_TIMEOUT
+from .builder import DEFAULT_BUILD_TIMEOUT, fast_builder
 
 STRATEGIES = ("droplet", "evolutionary", "replay-trace")
 COST_MODELS = ("xgb", "random", "none")
@@ -296,7 +296,6 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from tvm.s_tir import meta_schedule as ms
 
-    from .builder import fast_builder
     from .interrupt import stop_on_interrupt
     from .progress import ProgressPrinter
 
@@ -357,7 +356,6 @@ def _tune_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     work_dir = _work_dir(args, parser, model.name)
     out = args.out or work_dir / f"{model.name}.so"
 
-    from .builder import fast_builder
     from .interrupt import stop_on_interrupt
     from .model_tuning import tune_model
     from .progress import ProgressPrinter
