@@ -386,9 +386,9 @@ def test_parallel_extent_retimes_a_best_kernel_with_each_parallel_value(replay_r
     assert [r["value"] for r in rows] == [32, 1]  # the run's own value (the design space's) first
     assert rows[0]["vs_own"] == 1.0 and rows[1]["latency_s"] > 0
     assert "| replay-trace@N s0 | 32 | 1 |" in capsys.readouterr().out
-    # the value reaches the schedule: its trace carries it and post-processing parallelises fewer loops.
-    # A seeded design space: with some sampled tilings (about 1 in 13) the outer loops are already fused and
-    # both values parallelise the same loop; seed 0's tiling is not one of them.
+    # the value reaches the schedule: its trace carries it and post-processing fuses fewer loops into the parallel
+    # one (seed 0's tiling: a parallel loop of 2 at 1, of 64 at 32). Seeded because in some sampled tilings (about
+    # 1 in 13) the outer loops are already fused into one of 64 and both values parallelise that same loop.
     wl = get_workload("GMM-0")
     context = ms.TuneContext(mod=wl.mod, target=host_target(), space_generator="post-order-apply",
                              search_strategy="replay-trace", task_name="GMM-0", rand_state=0)
