@@ -263,6 +263,7 @@ def cmd_compare(args) -> int:
                 row["wall_per_trial_s"] = statistics.median(r["wall_s"] / max(r["trials"], 1) for r in seeded)
                 row["machines"] = sorted({r["machine"]["target"] for r in seeded})
                 row["build_timeouts_s"] = sorted({build_timeout(r) for r in seeded})
+                row["build_workers"] = sorted({build_workers(r) for r in seeded})
                 if "post_optimization" in seeded[0]:
                     row["post_optimization"] = [r.get("post_optimization") for r in seeded]
             else:
@@ -394,10 +395,17 @@ def build_timeout(run: dict) -> float:
     return run.get("build_timeout_s", 30.0)
 
 
-def mixed_build_timeouts(summary: dict) -> list[str]:
-    """Workloads whose contenders were tuned with different build timeouts: their walls do not compare."""
+def build_workers(run: dict) -> str:
+    """Whether a run's builder kept its workers across batches; runs recorded before it did started them per batch."""
+    return run.get("build_workers", "per batch")
+
+
+def mixed_builders(summary: dict, key: str) -> list[str]:
+    """Workloads whose contenders were tuned with different builders (``key``: ``build_timeouts_s`` or
+    ``build_workers``): a timed-out build costs its whole timeout, starting workers costs ~2 s a batch,
+    so their walls do not compare."""
     return [w for w, entry in summary["workloads"].items()
-            if len({t for row in entry["contenders"].values() for t in row.get("build_timeouts_s", ())}) > 1]
+            if len({t for row in entry["contenders"].values() for t in row.get(key, ())}) > 1]
 
 
 def markdown_table(summary: dict) -> str:
@@ -431,9 +439,12 @@ def markdown_table(summary: dict) -> str:
                        for t in row.get("build_timeouts_s", ())})
     if timeouts:
         lines.append("Build timeout per candidate: " + ", ".join(f"{t:g} s" for t in timeouts) + ".")
-    if mixed := mixed_build_timeouts(summary):
+    if mixed := mixed_builders(summary, "build_timeouts_s"):
         lines.append(f"WARNING: contenders tuned with different build timeouts on {', '.join(mixed)}: "
                      "a timed-out build costs its whole timeout, so their walls do not compare.")
+    if mixed := mixed_builders(summary, "build_workers"):
+        lines.append(f"WARNING: contenders tuned with build workers kept and started per batch on {', '.join(mixed)}: "
+                     "starting them costs about 2 s a batch, so their walls do not compare.")
     if summary.get("peak_derivation"):
         lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")
     if summary.get("verdict", {}).get("vs_evolutionary"):

@@ -1,7 +1,7 @@
 """Tune one (workload, contender) pair in this fresh process; append the run to runs.jsonl.
 
 Called by ``bench/suite.py run``; every contender gets the same builder (ms_droplet's fast
-builder, its timeout recorded), runner settings (3 samples of at least 50 ms), cost model (xgb) and seed.
+builder, its timeout recorded; its workers are kept across batches), runner settings (3 samples of at least 50 ms), cost model (xgb) and seed.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def main() -> int:
 
     record = {
         "workload": args.workload, "contender": args.contender, "n": args.n, "budget": budget,
-        "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "build_timeout_s": builder.timeout_sec, "wall_s": wall, "trials": progress.count,
+        "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "build_timeout_s": builder.timeout_sec,
+        "build_workers": "kept", "wall_s": wall, "trials": progress.count,
         "failures": progress.failures, "best_latency_s": progress.best,
         "strategy_cpu_s": clock["cpu_s"],
         "strategy_cpu_per_candidate_ms": 1e3 * clock["cpu_s"] / max(clock["candidates"], 1),

@@ -188,6 +188,27 @@ def test_the_table_shows_medians_over_an_even_number_of_seeds():
     assert "| 1614 | 3000 | 355.8 |" in table
 
 
+def test_the_table_warns_when_contenders_were_tuned_with_different_builders():
+    suite = _suite()
+    old, new = {"build_timeout_s": 30.0}, {"build_timeout_s": 10.0, "build_workers": "kept"}
+    assert (suite.build_timeout(old), suite.build_workers(old)) == (30.0, "per batch")
+    assert (suite.build_timeout(new), suite.build_workers(new)) == (10.0, "kept")
+
+    def row(run):
+        return {"latency_s": 1e-3, "gflops": 1.0, "seeds": {"0": {"latency_s": 1e-3}},
+                "build_timeouts_s": [suite.build_timeout(run)], "build_workers": [suite.build_workers(run)]}
+
+    summary = {"machine": {"cpu": "cpu", "logical_cores": 2, "tvm": "0.27", "date": "now"}, "rounds": 3,
+               "command": "c", "workloads": {
+                   "A": {"contenders": {"droplet@N": row(new), "evolutionary@N": row(new)}},
+                   "B": {"contenders": {"droplet@N": row(new), "evolutionary@N": row(old)}}}}
+    table = suite.markdown_table(summary)
+    assert "different build timeouts on B:" in table
+    assert "build workers kept and started per batch on B:" in table
+    summary["workloads"].pop("B")
+    assert "WARNING" not in suite.markdown_table(summary)
+
+
 def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
     from ms_droplet.timing import evaluator_timer, interleaved, medians
 
