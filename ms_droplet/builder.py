@@ -74,6 +74,10 @@ class KeptPoolBuilder(PyBuilder):
     def __init__(self, max_workers: int | None = None, timeout_sec: float = DEFAULT_BUILD_TIMEOUT,
                  max_uses: int = DEFAULT_MAX_USES) -> None:
         super().__init__()
+        if max_workers is not None:
+            _check_positive("max_workers", max_workers, integer=True)
+        _check_positive("timeout_sec", timeout_sec, integer=False)
+        _check_positive("max_uses", max_uses, integer=True)
         self.max_workers = max_workers or os.cpu_count() or 1
         self.timeout_sec = float(timeout_sec)
         self.max_uses = max_uses
@@ -115,8 +119,11 @@ def fast_builder(max_workers: int | None = None, timeout_sec: float = DEFAULT_BU
         Per-candidate build timeout; a build that runs out of it fails (its worker is
         replaced) and its candidate is never chosen.
     """
-    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
-        raise ValueError(f"fast_builder: max_workers must be a positive integer or None, got {max_workers!r}")
-    if isinstance(timeout_sec, bool) or not isinstance(timeout_sec, (int, float)) or timeout_sec <= 0:
-        raise ValueError(f"fast_builder: timeout_sec must be a positive number, got {timeout_sec!r}")
-    return KeptPoolBuilder(max_workers=max_workers, timeout_sec=float(timeout_sec))
+    return KeptPoolBuilder(max_workers=max_workers, timeout_sec=timeout_sec)
+
+
+def _check_positive(name: str, value, integer: bool) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        what = "a positive integer" + (" or None" if name == "max_workers" else "") if integer else "a positive number"
+        raise ValueError(f"builder: {name} must be {what}, got {value!r}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
+import pytest
 from conftest import matmul_mod
 from tvm.s_tir import Schedule, Trace
 from tvm.s_tir import meta_schedule as ms
@@ -29,7 +31,7 @@ def test_a_runaway_build_fails_at_the_timeout_while_its_twin_builds():
         sch = Schedule(mod)
         Trace.apply_json_to_schedule(data[key], sch)
         inputs.append(ms.builder.BuilderInput(sch.mod, ZEN5))
-    builder = fast_builder(timeout_sec=5)
+    builder = fast_builder(max_workers=1, timeout_sec=5)  # one worker: the build after the timeout needs its replacement
     start = time.perf_counter()
     slow, fast = builder.build(inputs)
     elapsed = time.perf_counter() - start
@@ -48,12 +50,28 @@ def test_fast_builder_times_out_by_default_at_ten_seconds():
     assert fast_builder().timeout_sec == DEFAULT_BUILD_TIMEOUT
 
 
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_workers": 0}, "max_workers must be a positive integer or None, got 0"),
+    ({"max_workers": 1.5}, "max_workers must be a positive integer or None, got 1.5"),
+    ({"timeout_sec": -1}, "timeout_sec must be a positive number, got -1"),
+    ({"timeout_sec": True}, "timeout_sec must be a positive number, got True"),
+    ({"max_uses": 0}, "max_uses must be a positive integer, got 0"),
+])
+def test_bad_builder_settings_are_named(kwargs, message):
+    make = KeptPoolBuilder if "max_uses" in kwargs else fast_builder
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make(**kwargs)
+
+
 def _worker_pids(builder) -> set[int]:
     return {w._proc.pid for w in builder._pool._worker_map.values() if w._proc is not None}
 
 
 def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
 
 
 def test_workers_outlive_a_batch_and_are_replaced_after_max_uses(target):
