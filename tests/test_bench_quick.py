@@ -313,7 +313,6 @@ def test_model_e2e_times_each_build_once_per_fresh_process(tmp_path, capsys):
     assert "'0' is not a positive integer" in capsys.readouterr().err
 
 
-@pytest.mark.long  # 77 s on Zen 5; the default run kept the suite at 13-16 min there
 def test_model_e2e_tunes_each_seed_in_its_own_work_dir_and_takes_the_median(tmp_path, capsys):
     model_e2e = _bench("model_e2e")
     args = ["--model", "cnn", "--trials", "8", "--per-iter", "4", "--seeds", "0,1", "--contenders", "droplet@N",

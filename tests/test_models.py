@@ -52,7 +52,6 @@ def _tune_and_check(model, target, tmp_path, builder, runner, trials):
 
 
 @pytest.mark.slow
-@pytest.mark.long  # 43 s on Zen 5; tests/test_relax_pipeline.py tunes, applies and checks this CNN by default
 def test_tune_relax_cnn_with_droplet_matches_numpy(tmp_path, target, builder, runner):
     tasks, _ = _tune_and_check(small_cnn(), target, tmp_path, builder, runner, trials=8)
     names = " ".join(t.task_name for t in tasks)

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# The model tutorial (84 s on Zen 5) is `long`: the CNN it tunes is tuned with Droplet, applied and
-# checked against numpy by tests/test_relax_pipeline.py in the default run, which must stay under 15 min.
-TUTORIALS = [pytest.param(p, id=p.name, marks=pytest.mark.long) if p.name == "02_tune_a_model.py" else p
-             for p in sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("*.py"))]
+TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("*.py"))
 
 
 @pytest.mark.slow
