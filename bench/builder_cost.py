@@ -8,7 +8,7 @@ workers kept across batches; its first batch starts them, so it is left out of i
 Run it alone: another heavy job on a 2-core machine skews it.
 
     python bench/builder_cost.py --workload GMM-0 --candidates 8 --rounds 3
-    python bench/builder_cost.py --workload SFM-1 --candidates 1 --rounds 9 --no-default --out bench/results/zen5/builder_cost-1.json
+    python bench/builder_cost.py --workload SFM-1 --candidates 1 --rounds 7 --no-default --out bench/results/zen5/builder_cost-SFM-1-1.json
 """
 
 from __future__ import annotations
@@ -73,15 +73,14 @@ def main() -> int:
     print(f"median build cost per candidate (batches of {len(inputs)}):")
     for name, value in medians.items():
         print(f"  {name:28s} {value:.3f} s  ({errors[name]} build errors, {ratios[name]:.1f}x fast_builder)")
-    out = args.out
-    out.write_text(json.dumps({
+    args.out.write_text(json.dumps({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"cpu": platform.processor() or platform.machine(), "target": str(target),
                     "tvm": tvm.__version__, "date": time.strftime("%Y-%m-%d")},
         "workload": args.workload, "candidates": len(inputs), "rounds": args.rounds,
         "per_candidate_s": per_candidate, "median_s": medians, "errors": errors, "ratio_to_fast_builder": ratios,
     }, indent=2))
-    print(f"saved {out}")
+    print(f"saved {args.out}")
     return 0
 
 

@@ -25,12 +25,12 @@ with a 3 s timeout without an error (docs/design.md, "Build cost").
 from __future__ import annotations
 
 import os
-import tempfile
 
 from tvm.ir import IRModule
 from tvm.ir.utils import derived_object
 from tvm.runtime import Module, load_param_dict, save_param_dict
 from tvm.s_tir.meta_schedule.builder import BuilderInput, BuilderResult, PyBuilder
+from tvm.s_tir.meta_schedule.builder.local_builder import default_export
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 from tvm.target import Target
 
@@ -46,13 +46,8 @@ def build(mod: IRModule, target: Target, _params=None) -> Module:
 
 
 def _build_and_export(mod: IRModule, target: Target, params: bytearray | None) -> str:
-    """Worker side: build, then export as ``default_export`` does (a tar in a fresh temp dir)."""
-    from tvm.support.tar import tar
-
-    rt_mod = build(mod, target, load_param_dict(params) if params is not None else None)
-    path = os.path.join(tempfile.mkdtemp(), "tvm_tmp_mod." + tar.output_format)
-    rt_mod.export_library(path, fcompile=tar)
-    return path
+    """Worker side: build, then MetaSchedule's ``default_export`` (a tar in a fresh temp dir)."""
+    return default_export(build(mod, target, load_param_dict(params) if params is not None else None))
 
 
 #: Per-candidate build timeout of :func:`fast_builder` (s).
