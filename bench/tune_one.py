@@ -35,7 +35,7 @@ def main() -> int:
     from tvm.s_tir import meta_schedule as ms
 
     import ms_droplet
-    from ms_droplet.builder import fast_builder
+    from ms_droplet.builder import KeptPoolBuilder, fast_builder
     from ms_droplet.lab.strategies import typed
     from ms_droplet.machine import machine_info
     from ms_droplet.progress import ProgressPrinter
@@ -87,7 +87,8 @@ def main() -> int:
     record = {
         "workload": args.workload, "contender": args.contender, "n": args.n, "budget": budget,
         "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "build_timeout_s": builder.timeout_sec,
-        "build_workers": "kept", "wall_s": wall, "trials": progress.count,
+        "build_workers": "kept" if isinstance(builder, KeptPoolBuilder) else "per batch",
+        "wall_s": wall, "trials": progress.count,
         "failures": progress.failures, "best_latency_s": progress.best,
         "strategy_cpu_s": clock["cpu_s"],
         "strategy_cpu_per_candidate_ms": 1e3 * clock["cpu_s"] / max(clock["candidates"], 1),
