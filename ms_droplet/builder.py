@@ -69,8 +69,7 @@ class KeptPoolBuilder(PyBuilder):
     def __init__(self, max_workers: int | None = None, timeout_sec: float = DEFAULT_BUILD_TIMEOUT,
                  max_uses: int = DEFAULT_MAX_USES) -> None:
         super().__init__()
-        if max_workers is not None:
-            _check_positive("max_workers", max_workers, integer=True)
+        _check_positive("max_workers", max_workers, integer=True, optional=True)
         _check_positive("timeout_sec", timeout_sec, integer=False)
         _check_positive("max_uses", max_uses, integer=True)
         self.max_workers = max_workers or os.cpu_count() or 1
@@ -117,8 +116,10 @@ def fast_builder(max_workers: int | None = None, timeout_sec: float = DEFAULT_BU
     return KeptPoolBuilder(max_workers=max_workers, timeout_sec=timeout_sec)
 
 
-def _check_positive(name: str, value, integer: bool) -> None:
+def _check_positive(name: str, value, *, integer: bool, optional: bool = False) -> None:
+    if optional and value is None:
+        return
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        what = "a positive integer" + (" or None" if name == "max_workers" else "") if integer else "a positive number"
+        what = ("a positive integer" if integer else "a positive number") + (" or None" if optional else "")
         raise ValueError(f"builder: {name} must be {what}, got {value!r}")
