@@ -26,6 +26,7 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     for run in runs:
         assert 1 <= run["trials"] <= 8
         assert run["curve"] and run["strategy_cpu_s"] >= 0
+        assert (run["build_workers"], run["build_timeout_s"]) == ("kept", 10.0)  # read off fast_builder()'s builder
     options = {r["contender"]: r["strategy_options"] for r in runs}
     assert options["droplet@N"]["two_site_moves"] == 64 and options["evolutionary@N"] is None
     summary = json.loads((tmp_path / "summary-N8.json").read_text())
