@@ -34,6 +34,8 @@ from tvm.s_tir.meta_schedule.builder.local_builder import default_export
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 from tvm.target import Target
 
+from . import checks
+
 
 def build(mod: IRModule, target: Target, _params=None) -> Module:
     """Build a scheduled module exactly as MetaSchedule's ``default_build``, minus the import."""
@@ -69,9 +71,9 @@ class KeptPoolBuilder(PyBuilder):
     def __init__(self, max_workers: int | None = None, timeout_sec: float = DEFAULT_BUILD_TIMEOUT,
                  max_uses: int = DEFAULT_MAX_USES) -> None:
         super().__init__()
-        _check_positive("max_workers", max_workers, integer=True, optional=True)
-        _check_positive("timeout_sec", timeout_sec, integer=False)
-        _check_positive("max_uses", max_uses, integer=True)
+        checks.integer("builder", "max_workers", max_workers, 1, optional=True)
+        checks.number("builder", "timeout_sec", timeout_sec, low=0, low_open=True)
+        checks.integer("builder", "max_uses", max_uses, 1)
         self.max_workers = max_workers or os.cpu_count() or 1
         self.timeout_sec = float(timeout_sec)
         self.max_uses = max_uses
@@ -115,11 +117,3 @@ def fast_builder(max_workers: int | None = None, timeout_sec: float = DEFAULT_BU
     """
     return KeptPoolBuilder(max_workers=max_workers, timeout_sec=timeout_sec)
 
-
-def _check_positive(name: str, value, *, integer: bool, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        what = ("a positive integer" if integer else "a positive number") + (" or None" if optional else "")
-        raise ValueError(f"builder: {name} must be {what}, got {value!r}")

@@ -5,7 +5,8 @@ the current radius; :meth:`Droplet.observe` takes what was measured of them. The
 neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) becomes the new
 centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
 converged when the radius passes the largest range of any site. With ``two_site`` > 0, radius
-1 also offers that many sampled moves of two sites at once (for a cost model to rank).
+1 also offers that many sampled moves of two sites at once (for a cost model to rank); with
+``donors``, every move of one site to the decision a donor point has there.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Mapping, Sequence
 
-from .neighbourhood import neighbours, two_site_neighbours
+from .neighbourhood import donor_neighbours, neighbours, two_site_neighbours
 from .space import Decision, DecisionSpace, Point
 from .stats import is_faster, is_faster_paired, mean
 
@@ -40,6 +41,8 @@ class Droplet:
         Moves of two sites at once sampled into the radius-1 neighbourhood (0: none).
     seed:
         Seed of that sampling.
+    donors:
+        Other good points of the space, whose decisions radius 1 also offers site by site.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Droplet:
         min_gain: float = 0.0,
         two_site: int = 0,
         seed: int = 0,
+        donors: Sequence[Point] = (),
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -61,6 +65,7 @@ class Droplet:
         self.min_gain = min_gain
         self.two_site = two_site
         self._rng = random.Random(seed)
+        self.donors = [d for d in donors if space.admits(d) and d != center]
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
@@ -101,6 +106,8 @@ class Droplet:
         points = neighbours(self.space, self.center, radius)
         if radius == 1 and self.two_site:
             points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
+        if radius == 1 and self.donors:
+            points += donor_neighbours(self.space, self.center, self.donors)
         return [p for p in points if p not in self.visited and not self._is_banned(p)]
 
     def _changes(self, point: Point) -> frozenset[tuple[int, Decision]]:

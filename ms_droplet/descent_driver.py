@@ -56,7 +56,8 @@ class DescentDriver:
                  rank: Callable[[list[Proposal]], list[Proposal]], per_batch: int = 1,
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
-                 fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False) -> None:
+                 fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
+                 donors: int = 0) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -72,6 +73,7 @@ class DescentDriver:
         self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
         self.fill = fill  # a batch with fewer neighbours at the radius takes the next radii's too
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
+        self.donors = donors  # the fastest schedules of the seed's design space whose decisions it may take
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -111,8 +113,10 @@ class DescentDriver:
             self.descended.add(key)
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
+                # ranked by the cost model like the two-site moves, so offered only when they are
+                donors = self._donors(key, m.trace, [s.position for s in space.sites], measured) if two_site else []
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
-                                  two_site, self.new_seed() if two_site else 0)
+                                  two_site, self.new_seed() if two_site else 0, donors)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
@@ -126,6 +130,22 @@ class DescentDriver:
                         hashlib.sha1(repr(shape).encode()).hexdigest()[:6], len(shape))
             return True
         return False
+
+    def _donors(self, seed: int, trace: Trace, positions: list[int], measured: dict[int, Measured]) -> list[Point]:
+        """Points of the ``donors`` fastest measured schedules of ``trace``'s design space, the seed
+        ``seed`` apart."""
+        if not self.donors:
+            return []
+        shape = structure(trace)
+        ranked = sorted((mean(m.samples), key) for key, m in measured.items() if m.samples and key != seed)
+        out: list[Point] = []
+        for _, key in ranked:
+            if structure(measured[key].trace) != shape:
+                continue
+            out.append(read_point(measured[key].trace, positions))
+            if len(out) >= self.donors:
+                break
+        return out
 
     def next_batch(self, n: int, measured: dict[int, Measured], depth: int) -> list[Proposal] | None:
         """Up to ``n`` candidates of the active descents (starting new ones as others converge).

@@ -25,6 +25,7 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, RunnerInput
 from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 from tvm.support.popen_pool import PopenWorker
 
+from . import checks
 from .trace import run_samples
 
 #: Samples per candidate, one per round. Chosen by measurement: see docs/benchmarks.md.
@@ -125,10 +126,8 @@ class InterleavedRunner(PyRunner):
         super().__init__()
         for name, value, low in (("rounds", rounds, 1), ("number", number, 1), ("min_repeat_ms", min_repeat_ms, 0),
                                  ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"interleaved_runner: {name} must be an integer >= {low}, got {value!r}")
-        if isinstance(timeout_sec, bool) or not isinstance(timeout_sec, (int, float)) or not timeout_sec > 0:
-            raise ValueError(f"interleaved_runner: timeout_sec must be a positive number, got {timeout_sec!r}")
+            checks.integer("interleaved_runner", name, value, low)
+        checks.number("interleaved_runner", "timeout_sec", timeout_sec, low=0, low_open=True)
         self.rounds, self.number, self.min_repeat_ms = rounds, number, min_repeat_ms
         self.cache_flush, self.timeout_sec = bool(enable_cpu_cache_flush), float(timeout_sec)
         self.f_time = f_time or default_time

@@ -5,6 +5,8 @@
 - Categorical and compute-location sites: the index moves by ``+radius`` or ``-radius``.
 - Two-site moves (:func:`two_site_neighbours`): radius-1 moves of two sites at once, as AutoTVM's
   DropletTuner moved knobs together; there are many, so a seeded sample of them is taken.
+- Donor moves (:func:`donor_neighbours`): one site set to the decision another good point of the
+  same space (a donor) has there, however far that is: a crossover of one site.
 
 Every neighbour returned is legal in the space, differs from the point, and appears once; the
 order is deterministic (site order, then move order) so that a seeded search replays exactly.
@@ -84,4 +86,14 @@ def two_site_neighbours(space: DecisionSpace, point: Point, limit: int, rng: ran
         new = list(point)
         new[i], new[j] = a, b
         out[tuple(new)] = None
+    return list(out)
+
+
+def donor_neighbours(space: DecisionSpace, point: Point, donors: list[Point]) -> list[Point]:
+    """Points that take one site's decision from one of ``donors`` (points of the same space)."""
+    out: dict[Point, None] = {}
+    for donor in donors:
+        for i, (mine, theirs) in enumerate(zip(point, donor, strict=True)):
+            if theirs != mine and space.sites[i].admits(theirs):
+                out[(*point[:i], theirs, *point[i + 1:])] = None
     return list(out)

@@ -22,6 +22,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerResult
 
+from . import checks
 from .interleaved import InterleavedRunner, interleaved_runner
 from .trace import run_samples
 
@@ -36,8 +37,7 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 
 def evaluator_config(repeat: int = DEFAULT_REPEAT) -> ms.runner.EvaluatorConfig:
     """The timing settings every runner of this package uses."""
-    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-        raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
+    checks.integer("runner", "repeat", repeat, 1)
     return ms.runner.EvaluatorConfig(number=1, repeat=repeat, min_repeat_ms=MIN_REPEAT_MS)
 
 
@@ -118,8 +118,7 @@ def rpc_runner(
     host, port = parse_tracker(tracker)
     if not key or not isinstance(key, str):
         raise ValueError(f"the RPC key must be a non-empty string, got {key!r}")
-    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-        raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+    checks.integer("rpc_runner", "max_workers", max_workers, 1, optional=True)
     try:  # TVM's own connect retries for a minute; a refused or unknown tracker should fail at once
         socket.create_connection((host, port), timeout=10).close()
     except OSError as err:
@@ -156,8 +155,7 @@ class LocalRPCCluster:
     """
 
     def __init__(self, log_dir: str | Path, num_servers: int = 2, key: str = "local", timeout: float = 120) -> None:
-        if not isinstance(num_servers, int) or num_servers < 1:
-            raise ValueError(f"num_servers must be a positive integer, got {num_servers!r}")
+        checks.integer("LocalRPCCluster", "num_servers", num_servers, 1)
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.key = key

@@ -51,11 +51,12 @@ def test_fast_builder_times_out_by_default_at_ten_seconds():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_workers": 0}, "max_workers must be a positive integer or None, got 0"),
-    ({"max_workers": 1.5}, "max_workers must be a positive integer or None, got 1.5"),
-    ({"timeout_sec": -1}, "timeout_sec must be a positive number, got -1"),
-    ({"timeout_sec": True}, "timeout_sec must be a positive number, got True"),
-    ({"max_uses": 0}, "max_uses must be a positive integer, got 0"),
+    ({"max_workers": 0}, "builder: max_workers must be an integer >= 1 or None, got 0"),
+    ({"max_workers": 1.5}, "builder: max_workers must be an integer >= 1 or None, got 1.5"),
+    ({"timeout_sec": -1}, "builder: timeout_sec must be a number > 0, got -1"),
+    ({"timeout_sec": True}, "builder: timeout_sec must be a number > 0, got True"),
+    ({"timeout_sec": float("nan")}, "builder: timeout_sec must be a number > 0, got nan"),
+    ({"max_uses": 0}, "builder: max_uses must be an integer >= 1, got 0"),
 ])
 def test_bad_builder_settings_are_named(kwargs, message):
     make = KeptPoolBuilder if "max_uses" in kwargs else fast_builder

@@ -190,6 +190,23 @@ def test_radius_one_offers_two_site_moves_only_when_asked():
     assert set(every.proposals()) - set(plain.proposals()) == {((8, 2, 1), 1), ((8, 1, 2), 1)}
 
 
+def test_donor_moves_take_one_site_from_a_donor_however_far_and_reach_its_basin_in_one_step():
+    from ms_droplet.neighbourhood import donor_neighbours, neighbours
+
+    start = ((16, 1, 1), 0)
+    donor = ((1, 4, 4), 3)  # far at the tile site (radius 4), radius 3 at the unroll site
+    assert donor_neighbours(SPACE, start, [donor, start]) == [((1, 4, 4), 0), ((16, 1, 1), 3)]
+    assert ((1, 4, 4), 0) not in neighbours(SPACE, start, 1)
+    plain = Droplet(SPACE, start, (cost(start),))
+    crossed = Droplet(SPACE, start, (cost(start),), donors=[donor, ((3, 1, 1), 0)])  # not in the space: dropped
+    assert crossed.donors == [donor]
+    assert set(crossed.proposals()) - set(plain.proposals()) == {((1, 4, 4), 0), ((16, 1, 1), 3)}
+    crossed.observe({p: (cost(p),) for p in crossed.proposals()})
+    assert crossed.center == ((1, 4, 4), 0)  # the tile decision of the donor, in one move
+    run(crossed)
+    assert crossed.center == ((1, 4, 4), 2)
+
+
 def test_a_move_that_timed_out_is_not_offered_again_from_later_centres():
     start = ((16, 1, 1), 0)
     droplet = Droplet(SPACE, start, (cost(start),))

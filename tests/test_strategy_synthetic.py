@@ -20,7 +20,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
 import ms_droplet
-from ms_droplet.trace import base_trace, module_key, structure
+from ms_droplet.trace import base_trace, module_key, read_point, structure
 
 OPTIMUM = 1e-4
 TARGETS = {4: (2, 2, 2, 4), 2: (8, 4)}
@@ -247,6 +247,35 @@ def test_two_site_moves_join_a_descent_only_once_the_cost_model_has_trained():
     # unranked (no model) or ranked by an untrained one, they would crowd out the one-site moves
     assert _sites_moved_in_first_descent_batch(None, 104) == {1}
     assert _sites_moved_in_first_descent_batch(RecordingOracleModel(), 16) == {1}
+
+
+def _first_descent_donors(cost_model):
+    """(donor points of the first descent, the points of the 3 fastest other explored schedules of
+    its seed's design space, its centre)."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=104, num_seeds=1, donors=3, seed=5)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(400, 32, ctx.generate_design_space(), None, cost_model)
+    state = strategy._state
+    while True:
+        cands = ctx.generate_measure_candidates()
+        if state.batch_kind == "descent":
+            break
+        ctx.notify_runner_results(cands, landscape(cands))
+    descent = state.descents.active[0]
+    positions = [site.position for site in descent.droplet.space.sites]
+    same = sorted((m.samples[0], key) for key, m in state.measured.items()
+                  if structure(m.trace) == descent.structure)[1:4]  # the seed is the fastest
+    expected = [read_point(state.measured[key].trace, positions) for _, key in same]
+    droplet = descent.droplet
+    ctx.post_tuning()
+    return droplet.donors, expected, droplet.center
+
+
+def test_donors_are_the_fastest_other_schedules_of_the_seeds_space_once_the_model_ranks():
+    donors, expected, centre = _first_descent_donors(RecordingOracleModel())
+    assert len(donors) == 3 and donors == [p for p in expected if p != centre]
+    # not ranked by a model, the donor moves would crowd the one-site moves out, as two-site ones would
+    assert _first_descent_donors(None)[0] == []
 
 
 def test_several_descents_share_each_batch_and_reach_the_optimum():
