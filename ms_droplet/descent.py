@@ -6,7 +6,9 @@ neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) beco
 centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
 converged when the radius passes the largest range of any site. With ``two_site`` > 0, radius
 1 also offers that many sampled moves of two sites at once (for a cost model to rank); with
-``donors``, every move of one site to the decision a donor point has there.
+``donors``, every move of one site to the decision a donor point has there; with ``serial``, the
+serial move (:func:`~ms_droplet.neighbourhood.outer_tiles_inward`), which :attr:`Droplet.pinned`
+names so that a batch takes it whatever its rank.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Mapping, Sequence
 
-from .neighbourhood import donor_neighbours, neighbours, two_site_neighbours
+from .neighbourhood import donor_neighbours, neighbours, outer_tiles_inward, two_site_neighbours
 from .space import Decision, DecisionSpace, Point
 from .stats import is_faster, is_faster_paired, mean
 
@@ -43,6 +45,8 @@ class Droplet:
         Seed of that sampling.
     donors:
         Other good points of the space, whose decisions radius 1 also offers site by site.
+    serial:
+        Radius 1 also offers the centre with every spatial tile's outer factor moved inward.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Droplet:
         two_site: int = 0,
         seed: int = 0,
         donors: Sequence[Point] = (),
+        serial: bool = False,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -66,6 +71,7 @@ class Droplet:
         self.two_site = two_site
         self._rng = random.Random(seed)
         self.donors = [d for d in donors if space.admits(d) and d != center]
+        self.serial = serial
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
@@ -108,7 +114,18 @@ class Droplet:
             points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
         if radius == 1 and self.donors:
             points += donor_neighbours(self.space, self.center, self.donors)
+        if radius == 1 and self.pinned:
+            points += list(self.pinned)
         return [p for p in points if p not in self.visited and not self._is_banned(p)]
+
+    @property
+    def pinned(self) -> set[Point]:
+        """Proposals a batch takes before any ranked one: the serial move of the centre, if asked
+        for and new (a cost model trained on few schedules may not rank it high)."""
+        if not self.serial:
+            return set()
+        point = outer_tiles_inward(self.space, self.center)
+        return set() if point is None or point in self.visited or self._is_banned(point) else {point}
 
     def _changes(self, point: Point) -> frozenset[tuple[int, Decision]]:
         return frozenset((i, v) for i, (v, c) in enumerate(zip(point, self.center, strict=True)) if v != c)

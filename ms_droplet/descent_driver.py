@@ -57,7 +57,7 @@ class DescentDriver:
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
-                 donors: int = 0) -> None:
+                 donors: int = 0, serial: bool = False) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -73,6 +73,7 @@ class DescentDriver:
         self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
         self.fill = fill  # a batch with fewer neighbours at the radius takes the next radii's too
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
+        self.serial = serial  # offer each centre's serial move, measured before any ranked neighbour
         self.donors = donors  # the fastest schedules of the seed's design space whose decisions it may take
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
@@ -116,7 +117,7 @@ class DescentDriver:
                 # ranked by the cost model like the two-site moves, so offered only when they are
                 donors = self._donors(key, m.trace, [s.position for s in space.sites], measured) if two_site else []
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
-                                  two_site, self.new_seed() if two_site else 0, donors)
+                                  two_site, self.new_seed() if two_site else 0, donors, self.serial)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
@@ -192,14 +193,14 @@ class DescentDriver:
             take = min(room, max(screen - descent.screened, 1))
             if self.singles_first and len(fresh) > 1:
                 # when every move fits, which ones wait does not depend on their rank
-                ranked = self.rank(fresh) if len(fresh) > take else fresh
+                ranked = self._ranked(fresh, droplet) if len(fresh) > take else fresh
                 kept = set(droplet.singles_first([p.point for _, p in ranked], take))
                 left = len(fresh) - len(kept)
                 fresh = [x for x in ranked if x[1].point in kept]
                 # moves held back for their parts get the next look, if the screen has room
                 descent.last_look = not left or descent.screened + len(fresh) >= screen
             elif len(fresh) > take:
-                fresh = self.rank(fresh)[:take]
+                fresh = self._ranked(fresh, droplet)[:take]
                 descent.last_look = descent.screened + take >= screen
             else:
                 descent.last_look = True
@@ -214,6 +215,12 @@ class DescentDriver:
                             self.task_name, descent.number, droplet.best_time * 1e3, len(fresh))
                 return [*fresh, control]
             self._observe(descent, known)
+
+    def _ranked(self, fresh: list[Proposal], droplet: Droplet) -> list[Proposal]:
+        """``fresh`` best first by the cost model, the droplet's pinned proposals before all."""
+        pinned = droplet.pinned
+        ranked = self.rank(fresh)
+        return [x for x in ranked if x[1].point in pinned] + [x for x in ranked if x[1].point not in pinned]
 
     def _replay(self, descent: Descent, proposals: list[Point],
                 measured: dict[int, Measured]) -> tuple[dict[Point, Samples], list[Proposal]]:

@@ -111,6 +111,7 @@ class _TaskState:
             per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"], two_site=self._two_site,
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
             fill=opts["fill_batch"], excessive=self.guard.excessive, donors=opts["donors"],
+            serial=opts["serial_move"],
         )
 
         self.group = group
@@ -446,6 +447,14 @@ class _DropletSearch(PySearchStrategy):
         schedules share most decisions, and a decision that pays in one may pay in another.
         ``0``: none. Screened at 4 in the strategy lab (three landscapes, 8-16 seeds): 0.986-1.008
         of the default's kernels, no clear gain, so off (docs/lab.md).
+    serial_move : bool, default False
+        Radius 1 also offers the centre with the outermost factor of every spatial tile (four
+        levels or more) moved one level in, and a descent batch measures it before any ranked
+        neighbour: no outer loop is left to parallelise. Why: on a tiny kernel the parallel loop
+        costs more than the work (ONNX CNN on Zen 5, a 55,000 multiply-add convolution: every
+        kernel with a parallel loop 6.2-7.5 us, every one without 0.6-4.2 us), and reaching a
+        serial schedule needs every spatial outer factor at 1 at once, which no move of one or two
+        sites does; droplet's descents stayed parallel in 3 of 5 seeds (docs/benchmarks.md).
     avoid_timed_out_moves : bool, default True
         A descent does not propose again a move (the decisions it sets, to the values it sets
         them) whose candidate timed out in the builder or the runner, from any later centre:
@@ -502,6 +511,7 @@ class _DropletSearch(PySearchStrategy):
         fill_batch: int = 1,
         two_site_moves: int = 64,
         donors: int = 0,
+        serial_move: bool = False,
         avoid_timed_out_moves: bool = True,
         singles_first: str = "after_timeout",
         max_work_ratio: float | None = MAX_WORK_RATIO,
@@ -525,6 +535,7 @@ class _DropletSearch(PySearchStrategy):
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
+            "serial_move": checks.flag(_OWNER, "serial_move", serial_move),
             "avoid_timed_out_moves": checks.flag(_OWNER, "avoid_timed_out_moves", avoid_timed_out_moves),
             "singles_first": checks.choice(_OWNER, "singles_first", singles_first, SINGLES_FIRST),
             "max_work_ratio": checks.number(_OWNER, "max_work_ratio", max_work_ratio, low=1, optional=True),

@@ -207,6 +207,40 @@ def test_donor_moves_take_one_site_from_a_donor_however_far_and_reach_its_basin_
     assert crossed.center == ((1, 4, 4), 2)
 
 
+def test_the_serial_move_moves_every_spatial_outer_factor_in_at_once_and_is_pinned():
+    from ms_droplet.neighbourhood import outer_tiles_inward
+
+    space = DecisionSpace((Site(TILE, 0, extent=16), Site(TILE, 1, extent=16), Site(TILE, 2, extent=3),
+                           Site(CATEGORICAL, 3, num_choices=4)))
+    parallel = ((2, 1, 8, 1), (4, 2, 2, 1), (3,), 1)  # two spatial sites with an outer factor > 1
+    serial = ((1, 2, 8, 1), (1, 8, 2, 1), (3,), 1)  # the one-level (reduction-like) site stays
+    assert outer_tiles_inward(space, parallel) == serial
+    assert outer_tiles_inward(space, serial) is None
+    plain = Droplet(space, parallel, (1.0,))
+    assert plain.pinned == set() and serial not in plain.proposals()
+    droplet = Droplet(space, parallel, (1.0,), serial=True)
+    assert droplet.pinned == {serial} and serial in droplet.proposals()
+    droplet.observe({serial: (0.1,)})
+    assert droplet.center == serial and droplet.pinned == set()  # nothing left to move in
+
+
+def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
+    from ms_droplet.candidates import Pending
+    from ms_droplet.descent_driver import DescentDriver
+
+    space = DecisionSpace((Site(TILE, 0, extent=16), Site(TILE, 1, extent=16)))
+    start = ((2, 1, 8, 1), (4, 2, 2, 1))
+    droplet = Droplet(space, start, (1.0,), serial=True)
+    points = droplet.proposals()
+    serial = next(iter(droplet.pinned))
+    assert points[-1] == serial
+    driver = DescentDriver(None, [], "t", p_value=0.05, min_gain=0.0, paired=False, num_seeds=1,
+                           new_seed=lambda: 1, rank=list)  # a ranking that keeps it last
+    fresh = [(None, Pending(i, None, p)) for i, p in enumerate(points)]
+    ranked = [pending.point for _, pending in driver._ranked(fresh, droplet)]
+    assert ranked == [serial, *points[:-1]]
+
+
 def test_a_move_that_timed_out_is_not_offered_again_from_later_centres():
     start = ((16, 1, 1), 0)
     droplet = Droplet(SPACE, start, (cost(start),))
