@@ -6,7 +6,7 @@
 - Two-site moves (:func:`two_site_neighbours`): radius-1 moves of two sites at once, as AutoTVM's
   DropletTuner moved knobs together; there are many, so a seeded sample of them is taken.
 - The serial move (:func:`outer_tiles_inward`): every multi-level tile's outermost factor moved one
-  level in at once, so no outer loop is left to parallelise.
+  level in at once (a step towards a kernel with no parallel loop).
 - Donor moves (:func:`donor_neighbours`): one site set to the decision another good point of the
   same space (a donor) has there, however far that is: a crossover of one site.
 
@@ -103,12 +103,13 @@ def donor_neighbours(space: DecisionSpace, point: Point, donors: list[Point]) ->
 
 def outer_tiles_inward(space: DecisionSpace, point: Point, min_levels: int = 4) -> Point | None:
     """``point`` with the outermost factor of every tile site of ``min_levels`` levels or more
-    (on CPU, MetaSchedule's spatial tiles) multiplied into the next level: no outer loop is left
-    for post-processing to fuse into a parallel one. ``None`` when no site has such a factor.
+    (on CPU, MetaSchedule's spatial tiles) multiplied into the next level. ``None`` when no site
+    has such a factor.
 
     Why: on a tiny kernel a parallel loop costs more than the work (a 55,000 multiply-add
-    convolution: 6-7 us parallel, 0.6 us serial), and a serial schedule needs every spatial
-    site's outer factor at 1, which no move of one or two sites reaches from a parallel one.
+    convolution: 6-7 us parallel, 0.6 us serial); every serial kernel of it had these factors
+    at 1, which no move of one or two sites sets from a parallel one. Needed, not enough: the
+    next level can still be fused into a parallel loop.
     """
     new = list(point)
     for i, site in enumerate(space.sites):

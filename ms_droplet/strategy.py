@@ -450,11 +450,14 @@ class _DropletSearch(PySearchStrategy):
     serial_move : bool, default False
         Radius 1 also offers the centre with the outermost factor of every spatial tile (four
         levels or more) moved one level in, and a descent batch measures it before any ranked
-        neighbour: no outer loop is left to parallelise. Why: on a tiny kernel the parallel loop
-        costs more than the work (ONNX CNN on Zen 5, a 55,000 multiply-add convolution: every
-        kernel with a parallel loop 6.2-7.5 us, every one without 0.6-4.2 us), and reaching a
-        serial schedule needs every spatial outer factor at 1 at once, which no move of one or two
-        sites does; droplet's descents stayed parallel in 3 of 5 seeds (docs/benchmarks.md).
+        neighbour. Why: on a tiny kernel a parallel loop costs more than the work (ONNX CNN on
+        Zen 5, a 55,000 multiply-add convolution: every kernel with a parallel loop 6.2-7.5 us,
+        every one without 0.6-4.2 us); every serial kernel tuned there had all those outer
+        factors at 1, and no move of one or two sites sets them all (needed, not enough: the
+        next level can still be fused into a parallel loop). Measured on that model (five seeds,
+        one compare): 1.029x evolutionary search's latency against the default's 1.341x, a serial
+        convolution in 3 of 5 seeds against 2; not measured on the kernel bench, so off
+        (docs/benchmarks.md).
     avoid_timed_out_moves : bool, default True
         A descent does not propose again a move (the decisions it sets, to the values it sets
         them) whose candidate timed out in the builder or the runner, from any later centre:
