@@ -224,17 +224,23 @@ def test_when_a_batch_cannot_hold_every_neighbour_the_cost_model_picks_them():
     ctx.post_tuning()
 
 
-def _sites_moved_in_first_descent_batch(cost_model, explore_trials: int) -> set[int]:
-    """How many decisions each candidate of the first descent batch changes from its centre."""
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=5)
+def _at_first_descent_batch(cost_model, explore_trials: int, **options):
+    """(context, task state) once the first descent batch is handed out (400 trials, batches of 32)."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=5,
+                                        **options)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(400, 32, ctx.generate_design_space(), None, cost_model)
     state = strategy._state
     while True:
         cands = ctx.generate_measure_candidates()
         if state.batch_kind == "descent":
-            break
+            return ctx, state
         ctx.notify_runner_results(cands, landscape(cands))
+
+
+def _sites_moved_in_first_descent_batch(cost_model, explore_trials: int) -> set[int]:
+    """How many decisions each candidate of the first descent batch changes from its centre."""
+    ctx, state = _at_first_descent_batch(cost_model, explore_trials)
     centre = state.descents.active[0].droplet.center
     moved = {sum(a != b for a, b in zip(p.point, centre, strict=True)) for p in state.pending}
     ctx.post_tuning()
@@ -252,15 +258,7 @@ def test_two_site_moves_join_a_descent_only_once_the_cost_model_has_trained():
 def _first_descent_donors(cost_model):
     """(donor points of the first descent, the points of the 3 fastest other explored schedules of
     its seed's design space, its centre)."""
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=104, num_seeds=1, donors=3, seed=5)
-    ctx = make_context(matmul_mod(), target_cpu(), strategy)
-    ctx.pre_tuning(400, 32, ctx.generate_design_space(), None, cost_model)
-    state = strategy._state
-    while True:
-        cands = ctx.generate_measure_candidates()
-        if state.batch_kind == "descent":
-            break
-        ctx.notify_runner_results(cands, landscape(cands))
+    ctx, state = _at_first_descent_batch(cost_model, 104, donors=3)
     descent = state.descents.active[0]
     positions = [site.position for site in descent.droplet.space.sites]
     same = sorted((m.samples[0], key) for key, m in state.measured.items()
