@@ -114,8 +114,8 @@ class Droplet:
             points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
         if radius == 1 and self.donors:
             points += donor_neighbours(self.space, self.center, self.donors)
-        if radius == 1 and self.pinned:
-            points += list(self.pinned)
+        if radius == 1 and self.serial and (serial := outer_tiles_inward(self.space, self.center)):
+            points.append(serial)
         return [p for p in points if p not in self.visited and not self._is_banned(p)]
 
     @property

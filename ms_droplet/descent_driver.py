@@ -114,8 +114,9 @@ class DescentDriver:
             self.descended.add(key)
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
+                shape = structure(m.trace)
                 # ranked by the cost model like the two-site moves, so offered only when they are
-                donors = self._donors(key, m.trace, [s.position for s in space.sites], measured) if two_site else []
+                donors = self._donors(key, shape, [s.position for s in space.sites], measured) if two_site else []
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
                                   two_site, self.new_seed() if two_site else 0, donors, self.serial)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
@@ -123,7 +124,6 @@ class DescentDriver:
                 continue
             self.seeds_used += 1
             self.started += 1
-            shape = structure(m.trace)
             self.structures.append(shape)
             self.active.append(Descent(self.started, droplet, m.trace, shape))
             logger.info("droplet %s: descent %d from a seed at %.4g ms over %d sites (design space %s, %d "
@@ -132,12 +132,11 @@ class DescentDriver:
             return True
         return False
 
-    def _donors(self, seed: int, trace: Trace, positions: list[int], measured: dict[int, Measured]) -> list[Point]:
-        """Points of the ``donors`` fastest measured schedules of ``trace``'s design space, the seed
+    def _donors(self, seed: int, shape: tuple, positions: list[int], measured: dict[int, Measured]) -> list[Point]:
+        """Points of the ``donors`` fastest measured schedules of design space ``shape``, the seed
         ``seed`` apart."""
         if not self.donors:
             return []
-        shape = structure(trace)
         ranked = sorted((mean(m.samples), key) for key, m in measured.items() if m.samples and key != seed)
         out: list[Point] = []
         for _, key in ranked:
