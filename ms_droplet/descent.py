@@ -7,8 +7,9 @@ centre and the radius goes back to 1; without one the radius grows by 1. The dro
 converged when the radius passes the largest range of any site. With ``two_site`` > 0, radius
 1 also offers that many sampled moves of two sites at once (for a cost model to rank); with
 ``donors``, every move of one site to the decision a donor point has there; with ``serial``, the
-serial move (:func:`~ms_droplet.neighbourhood.outer_tiles_inward`), which :attr:`Droplet.pinned`
-names so that a batch takes it whatever its rank.
+centre's serial moves (points without a parallel loop, found by the caller among
+:func:`~ms_droplet.neighbourhood.serial_candidates`), which :attr:`Droplet.pinned` names so
+that a batch takes them whatever their rank.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
@@ -17,9 +18,9 @@ centres: a build that takes longer than the builder's timeout comes from what th
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from .neighbourhood import donor_neighbours, neighbours, outer_tiles_inward, two_site_neighbours
+from .neighbourhood import donor_neighbours, neighbours, two_site_neighbours
 from .space import Decision, DecisionSpace, Point
 from .stats import is_faster, is_faster_paired, mean
 
@@ -46,7 +47,8 @@ class Droplet:
     donors:
         Other good points of the space, whose decisions radius 1 also offers site by site.
     serial:
-        Radius 1 also offers the centre with every spatial tile's outer factor moved inward.
+        ``serial(centre, its mean time)``: the serial moves of a centre, offered at radius 1 and
+        pinned (asked once per centre; ``None``: none).
     """
 
     def __init__(
@@ -59,7 +61,7 @@ class Droplet:
         two_site: int = 0,
         seed: int = 0,
         donors: Sequence[Point] = (),
-        serial: bool = False,
+        serial: Callable[[Point, float], Sequence[Point]] | None = None,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -72,6 +74,7 @@ class Droplet:
         self._rng = random.Random(seed)
         self.donors = [d for d in donors if space.admits(d) and d != center]
         self.serial = serial
+        self._serial_moves: dict[Point, tuple[Point, ...]] = {}  # by centre
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
@@ -114,18 +117,23 @@ class Droplet:
             points += two_site_neighbours(self.space, self.center, self.two_site, self._rng)
         if radius == 1 and self.donors:
             points += donor_neighbours(self.space, self.center, self.donors)
-        if radius == 1 and self.serial and (serial := outer_tiles_inward(self.space, self.center)):
-            points.append(serial)
+        if radius == 1:
+            points += self._serial()
         return [p for p in points if p not in self.visited and not self._is_banned(p)]
 
     @property
     def pinned(self) -> set[Point]:
-        """Proposals a batch takes before any ranked one: the serial move of the centre, if asked
-        for and new (a cost model trained on few schedules may not rank it high)."""
-        if not self.serial:
-            return set()
-        point = outer_tiles_inward(self.space, self.center)
-        return set() if point is None or point in self.visited or self._is_banned(point) else {point}
+        """Proposals a batch takes before any ranked one: the centre's serial moves not yet
+        visited (a cost model trained on parallel kernels may not rank them high)."""
+        return {p for p in self._serial() if p not in self.visited and not self._is_banned(p)}
+
+    def _serial(self) -> tuple[Point, ...]:
+        if self.serial is None:
+            return ()
+        if self.center not in self._serial_moves:
+            moves = self.serial(self.center, self.best_time)
+            self._serial_moves[self.center] = tuple(p for p in moves if p != self.center and self.space.admits(p))
+        return self._serial_moves[self.center]
 
     def _changes(self, point: Point) -> frozenset[tuple[int, Decision]]:
         return frozenset((i, v) for i, (v, c) in enumerate(zip(point, self.center, strict=True)) if v != c)

@@ -16,20 +16,34 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from tvm.ir import IRModule
 from tvm.s_tir.schedule import Trace
 
 from .candidates import Measured, Pending, Proposal
 from .descent import Droplet
+from .neighbourhood import serial_candidates
 from .seeds import DIVERSE_WITHIN, seed_order
-from .space import Point
+from .space import DecisionSpace, Point
 from .stats import mean
-from .trace import count_loops, module_key, read_point, read_space, replay, structure, with_point
+from .trace import (
+    count_loops,
+    has_parallel_loop,
+    module_key,
+    read_point,
+    read_space,
+    replay,
+    structure,
+    with_point,
+)
 
 logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
 
 Samples = tuple[float, ...] | None
+
+#: serial moves a centre offers (best ranked first); the rest of its batch is ranked neighbours
+SERIAL_MOVES = 4
 
 
 @dataclass
@@ -57,7 +71,7 @@ class DescentDriver:
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
-                 donors: int = 0, serial: bool = False) -> None:
+                 donors: int = 0, serial_below: float | None = None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -73,7 +87,7 @@ class DescentDriver:
         self.singles_first = singles_first  # set by the strategy once the task has seen a timeout
         self.fill = fill  # a batch with fewer neighbours at the radius takes the next radii's too
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
-        self.serial = serial  # offer each centre's serial move, measured before any ranked neighbour
+        self.serial_below = serial_below  # a centre this fast (seconds) with a parallel loop gets serial moves
         self.donors = donors  # the fastest schedules of the seed's design space whose decisions it may take
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
@@ -117,8 +131,9 @@ class DescentDriver:
                 shape = structure(m.trace)
                 # ranked by the cost model like the two-site moves, so offered only when they are
                 donors = self._donors(key, shape, [s.position for s in space.sites], measured) if two_site else []
+                serial = None if self.serial_below is None else partial(self._serial_moves, m.trace, space)
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
-                                  two_site, self.new_seed() if two_site else 0, donors, self.serial)
+                                  two_site, self.new_seed() if two_site else 0, donors, serial)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
@@ -146,6 +161,39 @@ class DescentDriver:
             if len(out) >= self.donors:
                 break
         return out
+
+    def _serial_moves(self, trace: Trace, space: DecisionSpace, centre: Point, time: float) -> list[Point]:
+        """Up to :data:`SERIAL_MOVES` points near ``centre`` whose schedules have no parallel loop,
+        best first by the cost model, when ``centre`` runs in under ``serial_below`` seconds with one.
+
+        Why: launching the thread pool costs microseconds, more than a tiny kernel's work (ONNX
+        CNN, Zen 5: a 55,000 multiply-add convolution, 6-7 us parallel, 0.6-1.4 us serial), and
+        whether post-processing makes a loop parallel depends on every spatial tile's outer
+        levels and on where the blocks around them are computed together, so a descent of one or
+        two sites at a time does not leave a parallel kernel.
+        """
+        if self.serial_below is None or time >= self.serial_below:
+            return []
+        sch = replay(self.mod, with_point(trace, space, centre), self.postprocs, 1)
+        if sch is None or not has_parallel_loop(sch.mod):
+            return []
+        positions = [s.position for s in space.sites]
+        found: list[Proposal] = []
+        keys: set[int] = set()
+        for point in serial_candidates(space, centre):
+            candidate = with_point(trace, space, point)
+            sch = replay(self.mod, candidate, self.postprocs, 1)
+            # an invalid compute location replays as another one: that point is its alias
+            if sch is None or read_point(sch.trace, positions) != point or has_parallel_loop(sch.mod):
+                continue
+            key = module_key(sch.mod)
+            if key not in keys:
+                keys.add(key)
+                found.append((sch, Pending(key, candidate, point)))
+        ranked = self.rank(found) if len(found) > SERIAL_MOVES else found
+        logger.info("droplet %s: %d schedules without a parallel loop near a centre at %.4g ms; %d offered first",
+                    self.task_name, len(found), time * 1e3, min(len(found), SERIAL_MOVES))
+        return [pending.point for _, pending in ranked[:SERIAL_MOVES]]
 
     def next_batch(self, n: int, measured: dict[int, Measured], depth: int) -> list[Proposal] | None:
         """Up to ``n`` candidates of the active descents (starting new ones as others converge).

@@ -5,8 +5,9 @@
 - Categorical and compute-location sites: the index moves by ``+radius`` or ``-radius``.
 - Two-site moves (:func:`two_site_neighbours`): radius-1 moves of two sites at once, as AutoTVM's
   DropletTuner moved knobs together; there are many, so a seeded sample of them is taken.
-- The serial move (:func:`outer_tiles_inward`): every multi-level tile's outermost factor moved one
-  level in at once (a step towards a kernel with no parallel loop).
+- Serial moves (:func:`serial_candidates`): every multi-level tile's outer levels folded inward at
+  once, with each compute location: the points from which the TVM side picks kernels with no
+  parallel loop.
 - Donor moves (:func:`donor_neighbours`): one site set to the decision another good point of the
   same space (a donor) has there, however far that is: a crossover of one site.
 
@@ -19,7 +20,16 @@ from __future__ import annotations
 import random
 from itertools import combinations
 
-from .space import COMPUTE_LOCATION_MIN, TILE, Decision, DecisionSpace, Point, Site, prime_factors
+from .space import (
+    COMPUTE_LOCATION,
+    COMPUTE_LOCATION_MIN,
+    TILE,
+    Decision,
+    DecisionSpace,
+    Point,
+    Site,
+    prime_factors,
+)
 
 
 def _divisors_with_omega(n: int, omega: int) -> list[int]:
@@ -101,22 +111,42 @@ def donor_neighbours(space: DecisionSpace, point: Point, donors: list[Point]) ->
     return list(out)
 
 
-def outer_tiles_inward(space: DecisionSpace, point: Point, min_levels: int = 4) -> Point | None:
-    """``point`` with the outermost factor of every tile site of ``min_levels`` levels or more
-    (on CPU, MetaSchedule's spatial tiles) multiplied into the next level. ``None`` when no site
-    has such a factor.
+def outer_tiles_inward(space: DecisionSpace, point: Point, depth: int = 1, min_levels: int = 4) -> Point | None:
+    """``point`` with the factors of the outer ``depth`` levels of every tile site of ``min_levels``
+    levels or more (on CPU, MetaSchedule's spatial tiles) multiplied into level ``depth``, the
+    levels above left at 1. ``None`` when no site changes.
 
     Why: on a tiny kernel a parallel loop costs more than the work (a 55,000 multiply-add
-    convolution: 6-7 us parallel, 0.6 us serial); every serial kernel of it had these factors
-    at 1, which no move of one or two sites sets from a parallel one. Needed, not enough: the
-    next level can still be fused into a parallel loop.
+    convolution: 6-7 us parallel, 0.6 us serial); post-processing fuses the outer spatial loops
+    into one parallel loop, so a serial kernel needs those at 1, which no move of one or two
+    sites sets from a parallel one.
     """
     new = list(point)
     for i, site in enumerate(space.sites):
         factors = point[i]
-        if site.kind == TILE and len(factors) >= min_levels and factors[0] > 1:
-            moved = (1, factors[0] * factors[1], *factors[2:])
-            if site.admits(moved):
+        if site.kind == TILE and depth < len(factors) and len(factors) >= min_levels:
+            moved = (1,) * depth + (_product(factors[:depth + 1]), *factors[depth + 1:])
+            if moved != factors and site.admits(moved):
                 new[i] = moved
     out = tuple(new)
     return None if out == point else out
+
+
+def serial_candidates(space: DecisionSpace, point: Point, max_depth: int = 3) -> list[Point]:
+    """Points near ``point`` that may have no parallel loop: its spatial tiles' outer ``depth``
+    levels folded inward (:func:`outer_tiles_inward`, ``depth`` 1 to ``max_depth``), each as it
+    is and with one compute-location site set to each of its values (a block computed at the
+    root, outside the tiled loops, gets a parallel loop of its own). Which of them has none only
+    post-processing tells: the TVM side replays them.
+    """
+    out: dict[Point, None] = {}
+    for depth in range(1, max_depth + 1):
+        inward = outer_tiles_inward(space, point, depth)
+        if inward is None:
+            continue
+        out[inward] = None
+        for i, site in enumerate(space.sites):
+            if site.kind == COMPUTE_LOCATION:
+                for value in range(COMPUTE_LOCATION_MIN, site.num_choices):
+                    out[(*inward[:i], value, *inward[i + 1:])] = None
+    return [p for p in out if p != point]

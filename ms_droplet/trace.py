@@ -135,6 +135,15 @@ def count_loops(mod: IRModule, trace: Trace) -> int:
     return len(loops)
 
 
+def has_parallel_loop(mod: IRModule) -> bool:
+    """Whether a scheduled module runs any loop in parallel (a launch of the thread pool)."""
+    kinds = []
+    for _, func in mod.functions.items():
+        if hasattr(func, "body"):
+            tvm_ffi.structural_walk(func.body, [(tvm.tirx.For, lambda loop: kinds.append(loop.kind))])
+    return tvm.tirx.ForKind.PARALLEL in kinds
+
+
 def module_key(mod: IRModule) -> int:
     """Structural hash of a scheduled module: two candidates with one key are one schedule."""
     return int(tvm_ffi.structural_hash(mod))

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from ms_droplet.descent import Droplet
-from ms_droplet.space import CATEGORICAL, TILE, DecisionSpace, Site
+from ms_droplet.space import CATEGORICAL, COMPUTE_LOCATION, TILE, DecisionSpace, Site
 from ms_droplet.stats import is_faster, mean
 
 SPACE = DecisionSpace((Site(TILE, 0, extent=16, max_innermost=16), Site(CATEGORICAL, 1, num_choices=4)))
@@ -207,30 +207,53 @@ def test_donor_moves_take_one_site_from_a_donor_however_far_and_reach_its_basin_
     assert crossed.center == ((1, 4, 4), 2)
 
 
-def test_the_serial_move_moves_every_spatial_outer_factor_in_at_once_and_is_pinned():
-    from ms_droplet.neighbourhood import outer_tiles_inward
+def test_serial_candidates_fold_the_outer_tile_levels_inward_with_every_compute_location():
+    from ms_droplet.neighbourhood import outer_tiles_inward, serial_candidates
 
     space = DecisionSpace((Site(TILE, 0, extent=16), Site(TILE, 1, extent=16), Site(TILE, 2, extent=3),
-                           Site(CATEGORICAL, 3, num_choices=4)))
-    parallel = ((2, 1, 8, 1), (4, 2, 2, 1), (3,), 1)  # two spatial sites with an outer factor > 1
-    serial = ((1, 2, 8, 1), (1, 8, 2, 1), (3,), 1)  # the one-level (reduction-like) site stays
-    assert outer_tiles_inward(space, parallel) == serial
-    assert outer_tiles_inward(space, serial) is None
+                           Site(COMPUTE_LOCATION, 3, num_choices=4)))
+    parallel = ((2, 1, 8, 1), (4, 2, 2, 1), (3,), 1)  # two spatial sites with outer factors > 1
+    one = ((1, 2, 8, 1), (1, 8, 2, 1), (3,), 1)  # the one-level (reduction-like) site stays
+    two = ((1, 1, 16, 1), (1, 1, 16, 1), (3,), 1)
+    assert outer_tiles_inward(space, parallel) == one
+    assert outer_tiles_inward(space, parallel, depth=2) == two
+    assert outer_tiles_inward(space, parallel, depth=3) == ((1, 1, 1, 16), (1, 1, 1, 16), (3,), 1)
+    assert outer_tiles_inward(space, one) is None
+    found = serial_candidates(space, parallel)
+    assert found[:2] == [one, (*one[:3], -2)]  # depth 1, then its compute locations from -2 (inlined) on
+    assert len(found) == len(set(found)) == 3 * 6  # 3 depths x locations -2 to 3 (1 is the depth's own)
+    assert parallel not in found and all(space.admits(p) for p in found)
+    assert {p[:3] for p in found} == {one[:3], two[:3], outer_tiles_inward(space, parallel, depth=3)[:3]}
+
+
+def test_the_serial_moves_are_asked_once_per_centre_and_pinned_until_visited():
+    space = DecisionSpace((Site(TILE, 0, extent=16), Site(CATEGORICAL, 1, num_choices=4)))
+    parallel = ((4, 1, 4, 1), 1)
+    serial = ((1, 4, 4, 1), 1)  # a move of radius 2: not among the radius-1 neighbours
+    asked = []
+
+    def serial_moves(centre, time):  # stands for the driver's search of schedules without a parallel loop
+        asked.append((centre, time))
+        return [serial, centre, ((3, 1, 1, 1), 1)] if centre == parallel else []  # the centre, an illegal point: dropped
+
     plain = Droplet(space, parallel, (1.0,))
     assert plain.pinned == set() and serial not in plain.proposals()
-    droplet = Droplet(space, parallel, (1.0,), serial=True)
+    droplet = Droplet(space, parallel, (1.0, 3.0), serial=serial_moves)
     assert droplet.pinned == {serial} and serial in droplet.proposals()
+    assert asked == [(parallel, 2.0)]  # once per centre, with its mean time
     droplet.observe({serial: (0.1,)})
-    assert droplet.center == serial and droplet.pinned == set()  # nothing left to move in
+    assert droplet.center == serial and droplet.pinned == set()
+    assert asked == [(parallel, 2.0), (serial, 0.1)]
 
 
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver
+    from ms_droplet.neighbourhood import outer_tiles_inward
 
     space = DecisionSpace((Site(TILE, 0, extent=16), Site(TILE, 1, extent=16)))
     start = ((2, 1, 8, 1), (4, 2, 2, 1))
-    droplet = Droplet(space, start, (1.0,), serial=True)
+    droplet = Droplet(space, start, (1.0,), serial=lambda centre, time: [outer_tiles_inward(space, centre)])
     points = droplet.proposals()
     serial = next(iter(droplet.pinned))
     assert points[-1] == serial

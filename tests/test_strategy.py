@@ -242,7 +242,8 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"explore_every": -2}, "explore_every must be 0 or an integer >= 2, got -2"),
         ({"donors": -1}, "donors must be an integer >= 0, got -1"),
         ({"donors": 2.0}, "donors must be an integer >= 0, got 2.0"),
-        ({"serial_move": "yes"}, "serial_move must be True or False, got 'yes'"),
+        ({"serial_move": "yes"}, "serial_move must be True, False or 'auto', got 'yes'"),
+        ({"serial_move": 1}, "serial_move must be True, False or 'auto', got 1"),
     ],
 )
 def test_bad_parameters_raise_value_error_naming_them(kwargs, message):

@@ -453,3 +453,32 @@ def test_explore_every_must_be_zero_or_at_least_two():
     for bad in (1, -1, 2.0, True):
         with pytest.raises(ValueError, match="explore_every"):
             ms_droplet.DropletSearch(explore_every=bad)
+
+
+def _first_descent_serial_moves(serial_move):
+    """(the first descent batch's points, its pinned serial moves, whether each of them and the
+    centre runs a parallel loop) with ``serial_move``."""
+    from ms_droplet.trace import has_parallel_loop, replay, with_point
+
+    ctx, state = _at_first_descent_batch(None, 16, serial_move=serial_move)
+    descent = state.descents.active[0]
+    droplet = descent.droplet
+    parallel = {}
+    for point in [droplet.center, *droplet.pinned]:
+        sch = replay(ctx.mod, with_point(descent.trace, droplet.space, point), state.postprocs, 1)
+        parallel[point] = has_parallel_loop(sch.mod)
+    batch = [p.point for p in state.pending]
+    pinned = droplet.pinned | {p for p in batch if p in droplet._serial()}  # those measured are visited
+    ctx.post_tuning()
+    return batch, pinned, parallel, droplet.center
+
+
+def test_serial_moves_are_measured_from_a_centre_with_a_parallel_loop_fast_enough():
+    batch, pinned, parallel, centre = _first_descent_serial_moves(True)
+    assert parallel[centre], "the seed runs a parallel loop (the landscape's optimum tiles have outer factors 2)"
+    assert 1 <= len(pinned) <= 4 and pinned <= set(batch)  # (a batch that cannot hold all takes them first)
+    assert not any(parallel[p] for p in pinned)
+    # "auto": only a centre under 20 us looks for them (this landscape's schedules take 100 us or more)
+    auto_batch, auto_pinned, _, _ = _first_descent_serial_moves("auto")
+    assert auto_pinned == set() and auto_batch == [p for p in batch if p not in pinned]
+    assert _first_descent_serial_moves(False)[1] == set()
