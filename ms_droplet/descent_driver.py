@@ -97,6 +97,7 @@ class DescentDriver:
         self.seeds_used = 0
         self.started = 0  # descents started, refills included: numbers them
         self._taken: set[int] = set()  # keys in the batch being assembled
+        self.unscheduled_asked = False  # the unscheduled workload is measured once, with the serial moves
 
     def allow_one_more(self) -> None:
         """Permit one more descent even when ``num_seeds`` are used up (a refill of the budget)."""
@@ -128,6 +129,8 @@ class DescentDriver:
             self.descended.add(key)
             try:
                 space, point = read_space(m.trace, count_loops(self.mod, m.trace))
+                if not space.sites:  # nothing to decide (the unscheduled workload): nothing to descend over
+                    continue
                 shape = structure(m.trace)
                 # ranked by the cost model like the two-site moves, so offered only when they are
                 donors = self._donors(key, shape, [s.position for s in space.sites], measured) if two_site else []
@@ -172,7 +175,7 @@ class DescentDriver:
         levels and on where the blocks around them are computed together, so a descent of one or
         two sites at a time does not leave a parallel kernel.
         """
-        if self.serial_below is None or time >= self.serial_below:
+        if not self._serial_wanted(time):
             return []
         sch = replay(self.mod, with_point(trace, space, centre), self.postprocs, 1)
         if sch is None or not has_parallel_loop(sch.mod):
@@ -195,6 +198,30 @@ class DescentDriver:
                     self.task_name, len(found), time * 1e3, min(len(found), SERIAL_MOVES))
         return [pending.point for _, pending in ranked[:SERIAL_MOVES]]
 
+    def _serial_wanted(self, time: float) -> bool:
+        return self.serial_below is not None and time < self.serial_below
+
+    def _unscheduled(self, measured: dict[int, Measured]) -> list[Proposal]:
+        """The workload as written, with no schedule but post-processing, if it is new: asked once,
+        when a descent starts from a seed under ``serial_below``.
+
+        Why: every design space of MetaSchedule's CPU rules asks for a parallel loop, and a task
+        with no spatial tile to fold in has no serial neighbour (``mean`` and ``max_pool2d`` of
+        the ONNX CNN: 5.5-12 us tuned, launch-bound); its plain loops may beat every one.
+        """
+        self.unscheduled_asked = True
+        trace = Trace([], {})
+        sch = replay(self.mod, trace, self.postprocs, 1)
+        if sch is None:
+            return []
+        key = module_key(sch.mod)
+        self.descended.add(key)
+        if key in measured or key in self._taken:
+            return []
+        self._taken.add(key)
+        logger.info("droplet %s: measuring the unscheduled workload beside the descents", self.task_name)
+        return [(sch, Pending(key, trace))]
+
     def next_batch(self, n: int, measured: dict[int, Measured], depth: int) -> list[Proposal] | None:
         """Up to ``n`` candidates of the active descents (starting new ones as others converge).
 
@@ -207,6 +234,8 @@ class DescentDriver:
         while len(batch) < n:
             while len(self.active) < self.per_batch and self._start(measured):
                 pass
+            if not self.unscheduled_asked and any(self._serial_wanted(d.droplet.best_time) for d in self.active):
+                batch.extend(self._unscheduled(measured))
             waiting = [d for d in self.active if d.number not in self.in_flight]
             if not waiting:
                 break

@@ -457,7 +457,10 @@ def test_explore_every_must_be_zero_or_at_least_two():
 
 def _first_descent_serial_moves(serial_move):
     """(the first descent batch's points, its pinned serial moves, whether each of them and the
-    centre runs a parallel loop) with ``serial_move``."""
+    centre runs a parallel loop, the centre, whether each of its other candidates is the unscheduled
+    workload) with ``serial_move``."""
+    from tvm.s_tir.schedule import Trace
+
     from ms_droplet.trace import has_parallel_loop, replay, with_point
 
     ctx, state = _at_first_descent_batch(None, 16, serial_move=serial_move)
@@ -467,18 +470,21 @@ def _first_descent_serial_moves(serial_move):
     for point in [droplet.center, *droplet.pinned]:
         sch = replay(ctx.mod, with_point(descent.trace, droplet.space, point), state.postprocs, 1)
         parallel[point] = has_parallel_loop(sch.mod)
-    batch = [p.point for p in state.pending]
+    batch = [p.point for p in state.pending if p.point is not None]
     pinned = droplet.pinned | {p for p in batch if p in droplet._serial()}  # those measured are visited
+    plain = replay(ctx.mod, Trace([], {}), state.postprocs, 1)  # the workload with no schedule at all
+    unscheduled = [p.key == module_key(plain.mod) for p in state.pending if p.point is None]
     ctx.post_tuning()
-    return batch, pinned, parallel, droplet.center
+    return batch, pinned, parallel, droplet.center, unscheduled
 
 
 def test_serial_moves_are_measured_from_a_centre_with_a_parallel_loop_fast_enough():
-    batch, pinned, parallel, centre = _first_descent_serial_moves(True)
+    batch, pinned, parallel, centre, unscheduled = _first_descent_serial_moves(True)
     assert parallel[centre], "the seed runs a parallel loop (the landscape's optimum tiles have outer factors 2)"
     assert 1 <= len(pinned) <= 4 and pinned <= set(batch)  # (a batch that cannot hold all takes them first)
     assert not any(parallel[p] for p in pinned)
+    assert unscheduled == [True]  # beside them, once, the workload with no schedule at all
     # "auto": only a centre under 20 us looks for them (this landscape's schedules take 100 us or more)
-    auto_batch, auto_pinned, _, _ = _first_descent_serial_moves("auto")
-    assert auto_pinned == set() and auto_batch == [p for p in batch if p not in pinned]
-    assert _first_descent_serial_moves(False)[1] == set()
+    auto_batch, auto_pinned, _, _, auto_unscheduled = _first_descent_serial_moves("auto")
+    assert auto_pinned == set() and auto_unscheduled == [] and auto_batch == [p for p in batch if p not in pinned]
+    assert _first_descent_serial_moves(False)[1:5:3] == (set(), [])
