@@ -71,7 +71,8 @@ class DescentDriver:
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
-                 donors: int = 0, serial_below: float | None = None) -> None:
+                 donors: int = 0, serial_below: float | None = None,
+                 unscheduled_below: float | None = None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -97,7 +98,8 @@ class DescentDriver:
         self.seeds_used = 0
         self.started = 0  # descents started, refills included: numbers them
         self._taken: set[int] = set()  # keys in the batch being assembled
-        self.unscheduled_asked = False  # the unscheduled workload is measured once, with the serial moves
+        self.unscheduled_below = unscheduled_below  # a seed this fast (seconds): measure the unscheduled workload
+        self.unscheduled_asked = False  # (once)
 
     def allow_one_more(self) -> None:
         """Permit one more descent even when ``num_seeds`` are used up (a refill of the budget)."""
@@ -175,7 +177,7 @@ class DescentDriver:
         levels and on where the blocks around them are computed together, so a descent of one or
         two sites at a time does not leave a parallel kernel.
         """
-        if not self._serial_wanted(time):
+        if not _below(time, self.serial_below):
             return []
         sch = replay(self.mod, with_point(trace, space, centre), self.postprocs, 1)
         if sch is None or not has_parallel_loop(sch.mod):
@@ -198,12 +200,9 @@ class DescentDriver:
                     self.task_name, len(found), time * 1e3, min(len(found), SERIAL_MOVES))
         return [pending.point for _, pending in ranked[:SERIAL_MOVES]]
 
-    def _serial_wanted(self, time: float) -> bool:
-        return self.serial_below is not None and time < self.serial_below
-
     def _unscheduled(self, measured: dict[int, Measured]) -> list[Proposal]:
         """The workload as written, with no schedule but post-processing, if it is new: asked once,
-        when a descent starts from a seed under ``serial_below``.
+        when a descent starts from a seed under ``unscheduled_below`` seconds.
 
         Why: every design space of MetaSchedule's CPU rules asks for a parallel loop, and a task
         with no spatial tile to fold in has no serial neighbour (``mean`` and ``max_pool2d`` of
@@ -234,7 +233,8 @@ class DescentDriver:
         while len(batch) < n:
             while len(self.active) < self.per_batch and self._start(measured):
                 pass
-            if not self.unscheduled_asked and any(self._serial_wanted(d.droplet.best_time) for d in self.active):
+            if not self.unscheduled_asked and any(_below(d.droplet.best_time, self.unscheduled_below)
+                                                  for d in self.active):
                 batch.extend(self._unscheduled(measured))
             waiting = [d for d in self.active if d.number not in self.in_flight]
             if not waiting:
@@ -364,3 +364,7 @@ class DescentDriver:
             own = results.get(number, {})
             self._observe(descent, {**descent.known, **own}, controls.get(number), own)
         self.in_flight = {}
+
+
+def _below(time: float, limit: float | None) -> bool:
+    return limit is not None and time < limit

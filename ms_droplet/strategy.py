@@ -48,12 +48,12 @@ PAIRED_MIN_GAIN = 0.005
 # The strategies of the run being set up (every task's pre_tuning comes before any task's first batch).
 _RUNS = Groups()
 _OWNER = "DropletSearch"
-#: ``serial_move="auto"``: centres faster than this (seconds) look for kernels without a parallel
-#: loop. Launching the thread pool cost about 5 us on the bench's CPUs (ONNX CNN, Zen 5: 6-7 us
+#: ``serial_move="auto"``, ``unscheduled="auto"``: centres faster than this (seconds) look for
+#: kernels without a parallel loop. Launching the thread pool cost about 5 us on the bench's CPUs (ONNX CNN, Zen 5: 6-7 us
 #: parallel against 0.6-1.4 us serial for one convolution), so a parallel loop pays only on kernels
 #: of a few times that; the kernel bench's six workloads run at 29 us and more.
 SERIAL_BELOW = 20e-6
-_SERIAL_BELOW = {False: None, "auto": SERIAL_BELOW, True: float("inf")}
+_BELOW = {False: None, "auto": SERIAL_BELOW, True: float("inf")}
 
 
 def _run_key(database: Database | None, cost_model: CostModel | None) -> tuple[int | None, int | None]:
@@ -62,11 +62,11 @@ def _run_key(database: Database | None, cost_model: CostModel | None) -> tuple[i
     return tuple(None if x is None else x.__chandle__() for x in (database, cost_model))
 
 
-def _check_serial(value: Any) -> bool | str:
+def _check_auto(name: str, value: Any) -> bool | str:
     """True, False or "auto" (``1`` and ``"true"`` are not taken for True)."""
     if value is True or value is False or value == "auto":
         return value
-    raise ValueError(f"{_OWNER}: serial_move must be True, False or 'auto', got {value!r}")
+    raise ValueError(f"{_OWNER}: {name} must be True, False or 'auto', got {value!r}")
 
 
 def _check_every(value: Any) -> int:
@@ -124,7 +124,7 @@ class _TaskState:
             per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"], two_site=self._two_site,
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
             fill=opts["fill_batch"], excessive=self.guard.excessive, donors=opts["donors"],
-            serial_below=_SERIAL_BELOW[opts["serial_move"]],
+            serial_below=_BELOW[opts["serial_move"]], unscheduled_below=_BELOW[opts["unscheduled"]],
         )
 
         self.group = group
@@ -528,6 +528,7 @@ class _DropletSearch(PySearchStrategy):
         two_site_moves: int = 64,
         donors: int = 0,
         serial_move: bool | str = False,
+        unscheduled: bool | str = False,
         avoid_timed_out_moves: bool = True,
         singles_first: str = "after_timeout",
         max_work_ratio: float | None = MAX_WORK_RATIO,
@@ -551,7 +552,8 @@ class _DropletSearch(PySearchStrategy):
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
-            "serial_move": _check_serial(serial_move),
+            "serial_move": _check_auto("serial_move", serial_move),
+            "unscheduled": _check_auto("unscheduled", unscheduled),
             "avoid_timed_out_moves": checks.flag(_OWNER, "avoid_timed_out_moves", avoid_timed_out_moves),
             "singles_first": checks.choice(_OWNER, "singles_first", singles_first, SINGLES_FIRST),
             "max_work_ratio": checks.number(_OWNER, "max_work_ratio", max_work_ratio, low=1, optional=True),

@@ -244,6 +244,7 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"donors": 2.0}, "donors must be an integer >= 0, got 2.0"),
         ({"serial_move": "yes"}, "serial_move must be True, False or 'auto', got 'yes'"),
         ({"serial_move": 1}, "serial_move must be True, False or 'auto', got 1"),
+        ({"unscheduled": "on"}, "unscheduled must be True, False or 'auto', got 'on'"),
     ],
 )
 def test_bad_parameters_raise_value_error_naming_them(kwargs, message):

@@ -455,15 +455,15 @@ def test_explore_every_must_be_zero_or_at_least_two():
             ms_droplet.DropletSearch(explore_every=bad)
 
 
-def _first_descent_serial_moves(serial_move):
+def _first_descent_serial_moves(**options):
     """(the first descent batch's points, its pinned serial moves, whether each of them and the
     centre runs a parallel loop, the centre, whether each of its other candidates is the unscheduled
-    workload) with ``serial_move``."""
+    workload) with ``options``."""
     from tvm.s_tir.schedule import Trace
 
     from ms_droplet.trace import has_parallel_loop, replay, with_point
 
-    ctx, state = _at_first_descent_batch(None, 16, serial_move=serial_move)
+    ctx, state = _at_first_descent_batch(None, 16, **options)
     descent = state.descents.active[0]
     droplet = descent.droplet
     parallel = {}
@@ -479,12 +479,14 @@ def _first_descent_serial_moves(serial_move):
 
 
 def test_serial_moves_are_measured_from_a_centre_with_a_parallel_loop_fast_enough():
-    batch, pinned, parallel, centre, unscheduled = _first_descent_serial_moves(True)
+    batch, pinned, parallel, centre, unscheduled = _first_descent_serial_moves(serial_move=True, unscheduled=True)
     assert parallel[centre], "the seed runs a parallel loop (the landscape's optimum tiles have outer factors 2)"
     assert 1 <= len(pinned) <= 4 and pinned <= set(batch)  # (a batch that cannot hold all takes them first)
     assert not any(parallel[p] for p in pinned)
     assert unscheduled == [True]  # beside them, once, the workload with no schedule at all
     # "auto": only a centre under 20 us looks for them (this landscape's schedules take 100 us or more)
-    auto_batch, auto_pinned, _, _, auto_unscheduled = _first_descent_serial_moves("auto")
+    auto_batch, auto_pinned, _, _, auto_unscheduled = _first_descent_serial_moves(serial_move="auto",
+                                                                                  unscheduled="auto")
     assert auto_pinned == set() and auto_unscheduled == [] and auto_batch == [p for p in batch if p not in pinned]
-    assert _first_descent_serial_moves(False)[1:5:3] == (set(), [])
+    assert _first_descent_serial_moves(serial_move=False, unscheduled=False)[1:5:3] == (set(), [])
+    assert _first_descent_serial_moves(serial_move=True)[4] == []  # each is its own option
