@@ -35,6 +35,7 @@ from .trace import (
     read_space,
     replay,
     structure,
+    unscheduled_trace,
     with_point,
 )
 
@@ -209,7 +210,7 @@ class DescentDriver:
         the ONNX CNN: 5.5-12 us tuned, launch-bound); its plain loops may beat every one.
         """
         self.unscheduled_asked = True
-        trace = Trace([], {})
+        trace = unscheduled_trace(self.mod)
         sch = replay(self.mod, trace, self.postprocs, 1)
         if sch is None:
             return []

@@ -135,6 +135,19 @@ def count_loops(mod: IRModule, trace: Trace) -> int:
     return len(loops)
 
 
+def unscheduled_trace(mod: IRModule) -> Trace:
+    """A trace that leaves ``mod`` as written: one look-up of its root block.
+
+    Why not an empty trace: MetaSchedule's databases never return a record whose trace has no
+    instruction before post-processing (``TuningRecord.IsValid``), so the plain workload's
+    record would be measured and then never applied.
+    """
+    sch = Schedule(mod, debug_mask=0, error_render_level="none")
+    name = next(gv.name_hint for gv, func in mod.functions.items() if isinstance(func, tvm.tirx.PrimFunc))
+    sch.get_sblock("root", func_name=name)
+    return sch.trace
+
+
 def has_parallel_loop(mod: IRModule) -> bool:
     """Whether a scheduled module runs any loop in parallel (a launch of the thread pool)."""
     kinds = []

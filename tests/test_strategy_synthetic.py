@@ -459,9 +459,7 @@ def _first_descent_serial_moves(**options):
     """(the first descent batch's points, its pinned serial moves, whether each of them and the
     centre runs a parallel loop, the centre, whether each of its other candidates is the unscheduled
     workload) with ``options``."""
-    from tvm.s_tir.schedule import Trace
-
-    from ms_droplet.trace import has_parallel_loop, replay, with_point
+    from ms_droplet.trace import has_parallel_loop, replay, unscheduled_trace, with_point
 
     ctx, state = _at_first_descent_batch(None, 16, **options)
     descent = state.descents.active[0]
@@ -472,7 +470,7 @@ def _first_descent_serial_moves(**options):
         parallel[point] = has_parallel_loop(sch.mod)
     batch = [p.point for p in state.pending if p.point is not None]
     pinned = droplet.pinned | {p for p in batch if p in droplet._serial()}  # those measured are visited
-    plain = replay(ctx.mod, Trace([], {}), state.postprocs, 1)  # the workload with no schedule at all
+    plain = replay(ctx.mod, unscheduled_trace(ctx.mod), state.postprocs, 1)  # the workload with no schedule
     unscheduled = [p.key == module_key(plain.mod) for p in state.pending if p.point is None]
     ctx.post_tuning()
     return batch, pinned, parallel, droplet.center, unscheduled

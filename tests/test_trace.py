@@ -103,3 +103,24 @@ def test_structure_names_the_design_space_whatever_the_decisions(target):
         sch = replay(mod, Trace(spaces[1].trace.insts, {}), postprocs, seed)
         assert sch is not None and any(i.kind.name == "EnterPostproc" for i in sch.trace.insts)
         assert structure(sch.trace) == shapes[1]
+
+
+def test_the_unscheduled_workload_is_a_record_the_database_returns(target, tmp_path):
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    from ms_droplet.trace import module_key, unscheduled_trace
+
+    mod = matmul_mod(16)
+    postprocs = ms.postproc.Postproc.create("llvm")
+    plain = replay(mod, unscheduled_trace(mod), postprocs, 1)
+    assert module_key(plain.mod) == module_key(replay(mod, Trace([], {}), postprocs, 1).mod)  # nothing scheduled
+    for trace, returned in ((Trace([], {}), 0), (unscheduled_trace(mod), 1)):
+        sch = replay(mod, trace, postprocs, 1)
+        (tmp_path / str(returned)).mkdir()
+        db = ms.database.JSONDatabase(work_dir=str(tmp_path / str(returned)))
+        workload = db.commit_workload(mod)
+        db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, [1e-6], target,
+                                                         ArgInfo.from_prim_func(mod["main"])))
+        # an empty trace is measured and never applied: MetaSchedule's TuningRecord.IsValid refuses it
+        assert len(db.get_top_k(workload, 1)) == returned
