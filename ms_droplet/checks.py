@@ -55,3 +55,10 @@ def choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _fail(owner, name, f"one of {choices}", value)
     return value
+
+
+def flag_or_auto(owner: str, name: str, value: Any) -> bool | str:
+    """``value``, which must be ``True``, ``False`` or ``"auto"``."""
+    if value is True or value is False or value == "auto":
+        return value
+    raise _fail(owner, name, "True, False or 'auto'", value)

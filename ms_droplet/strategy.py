@@ -48,10 +48,10 @@ PAIRED_MIN_GAIN = 0.005
 # The strategies of the run being set up (every task's pre_tuning comes before any task's first batch).
 _RUNS = Groups()
 _OWNER = "DropletSearch"
-#: ``serial_move="auto"``, ``unscheduled="auto"``: centres faster than this (seconds) look for
-#: kernels without a parallel loop. Launching the thread pool cost about 5 us on the bench's CPUs (ONNX CNN, Zen 5: 6-7 us
-#: parallel against 0.6-1.4 us serial for one convolution), so a parallel loop pays only on kernels
-#: of a few times that; the kernel bench's six workloads run at 29 us and more.
+#: ``serial_move="auto"``, ``unscheduled="auto"``: a centre faster than this (seconds) looks for
+#: kernels without a parallel loop. Launching the thread pool costs microseconds (ONNX CNN, Zen 5:
+#: one convolution 6-7 us with a parallel loop, 0.6-1.4 us without), so a parallel loop pays only
+#: on kernels a few times that long; no kernel of the bench's six workloads ran under 26 us.
 SERIAL_BELOW = 20e-6
 _BELOW = {False: None, "auto": SERIAL_BELOW, True: float("inf")}
 
@@ -60,13 +60,6 @@ def _run_key(database: Database | None, cost_model: CostModel | None) -> tuple[i
     """What the tasks of one run share: its database and cost model (by handle: each call from
     C++ wraps them in a new Python object)."""
     return tuple(None if x is None else x.__chandle__() for x in (database, cost_model))
-
-
-def _check_auto(name: str, value: Any) -> bool | str:
-    """True, False or "auto" (``1`` and ``"true"`` are not taken for True)."""
-    if value is True or value is False or value == "auto":
-        return value
-    raise ValueError(f"{_OWNER}: {name} must be True, False or 'auto', got {value!r}")
 
 
 def _check_every(value: Any) -> int:
@@ -460,17 +453,27 @@ class _DropletSearch(PySearchStrategy):
         schedules share most decisions, and a decision that pays in one may pay in another.
         ``0``: none. Screened at 4 in the strategy lab (three landscapes, 8-16 seeds): 0.986-1.008
         of the default's kernels, no clear gain, so off (docs/lab.md).
-    serial_move : bool, default False
-        Radius 1 also offers the centre with the outermost factor of every spatial tile (four
-        levels or more) moved one level in, and a descent batch measures it before any ranked
-        neighbour. Why: on a tiny kernel a parallel loop costs more than the work (ONNX CNN on
-        Zen 5, a 55,000 multiply-add convolution: every kernel with a parallel loop 6.2-7.5 us,
-        every one without 0.6-4.2 us); every serial kernel tuned there had all those outer
-        factors at 1, and no move of one or two sites sets them all (needed, not enough: the
-        next level can still be fused into a parallel loop). Measured on that model (five seeds,
-        one compare): 1.029x evolutionary search's latency against the default's 1.341x, a serial
-        convolution in 3 of 5 seeds against 2; not measured on the kernel bench, so off
-        (docs/benchmarks.md).
+    serial_move : {"auto", True, False}, default "auto"
+        A centre that runs a parallel loop also offers up to four serial moves, measured before
+        any ranked neighbour: points whose spatial tiles' outer levels (one, two or three) are
+        folded inward, with each compute location, whose post-processed schedule has no
+        parallel loop, best first by the cost model. Why: launching the thread pool costs
+        microseconds, more than a tiny kernel's work, and post-processing fuses the outer
+        spatial loops up to where a block is computed beside them into the parallel loop, so no
+        move of one or two decisions leaves it (ONNX CNN on Zen 5: one convolution 6-7 us with a
+        parallel loop, 0.6-1.4 us without). ``"auto"``: for centres under 20 us
+        (``SERIAL_BELOW``); ``True``: every centre. Measured on that model (five seeds): 1.017x
+        evolutionary search's latency against the default's 1.341x before it, every seed's
+        convolution serial; on the built-in CNN 0.824x (0.842x without); no kernel of the bench's
+        six workloads ran under 26 us, so there it never acts (docs/benchmarks.md).
+    unscheduled : {"auto", True, False}, default "auto"
+        Once, beside the first descent whose seed runs under 20 us (``"auto"``; ``True``: any
+        seed), measure the workload with no schedule but post-processing. Why: every design
+        space of MetaSchedule's CPU rules asks for a parallel loop, and a pooling or reduction
+        task has no tile to fold (ONNX CNN: ``mean`` 5.7 us tuned, 0.11 us as written;
+        ``max_pool2d`` 5.5 and 0.5 us). With ``serial_move``, the ONNX CNN ran at 0.279x
+        evolutionary search's latency (five seeds, 4.4-5.1 us against 17.6 us) in 0.63 of its
+        tuning wall (docs/benchmarks.md).
     avoid_timed_out_moves : bool, default True
         A descent does not propose again a move (the decisions it sets, to the values it sets
         them) whose candidate timed out in the builder or the runner, from any later centre:
@@ -527,8 +530,8 @@ class _DropletSearch(PySearchStrategy):
         fill_batch: int = 1,
         two_site_moves: int = 64,
         donors: int = 0,
-        serial_move: bool | str = False,
-        unscheduled: bool | str = False,
+        serial_move: bool | str = "auto",
+        unscheduled: bool | str = "auto",
         avoid_timed_out_moves: bool = True,
         singles_first: str = "after_timeout",
         max_work_ratio: float | None = MAX_WORK_RATIO,
@@ -552,8 +555,8 @@ class _DropletSearch(PySearchStrategy):
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
-            "serial_move": _check_auto("serial_move", serial_move),
-            "unscheduled": _check_auto("unscheduled", unscheduled),
+            "serial_move": checks.flag_or_auto(_OWNER, "serial_move", serial_move),
+            "unscheduled": checks.flag_or_auto(_OWNER, "unscheduled", unscheduled),
             "avoid_timed_out_moves": checks.flag(_OWNER, "avoid_timed_out_moves", avoid_timed_out_moves),
             "singles_first": checks.choice(_OWNER, "singles_first", singles_first, SINGLES_FIRST),
             "max_work_ratio": checks.number(_OWNER, "max_work_ratio", max_work_ratio, low=1, optional=True),

@@ -54,6 +54,10 @@ def test_flag_and_choice():
     assert checks.choice("o", "c", "b", ("a", "b")) == "b"
     with pytest.raises(ValueError, match=r"^o: c must be one of \('a', 'b'\), got 'z'$"):
         checks.choice("o", "c", "z", ("a", "b"))
+    assert [checks.flag_or_auto("o", "a", v) for v in (True, False, "auto")] == [True, False, "auto"]
+    for bad in (1, 0, "true", None):  # 1 == True to Python, not to a user
+        with pytest.raises(ValueError, match=rf"^o: a must be True, False or 'auto', got {bad!r}$"):
+            checks.flag_or_auto("o", "a", bad)
 
 
 @pytest.mark.parametrize(
