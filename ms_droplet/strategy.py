@@ -470,8 +470,8 @@ class _DropletSearch(PySearchStrategy):
         Once, beside the first descent whose seed runs under 20 us (``"auto"``; ``True``: any
         seed), measure the workload with no schedule but post-processing. Why: every design
         space of MetaSchedule's CPU rules asks for a parallel loop, and a pooling or reduction
-        task has no tile to fold (ONNX CNN: ``mean`` 5.7 us tuned, 0.11 us as written;
-        ``max_pool2d`` 5.5 and 0.5 us). With ``serial_move``, the ONNX CNN ran at 0.279x
+        task has no tile to fold (ONNX CNN, as recorded while tuning: ``mean`` 5.7 us tuned,
+        0.11 us as written; ``max_pool2d`` 5.5 and 0.5 us). With ``serial_move``, the ONNX CNN ran at 0.279x
         evolutionary search's latency (five seeds, 4.4-5.1 us against 17.6 us) in 0.63 of its
         tuning wall (docs/benchmarks.md).
     avoid_timed_out_moves : bool, default True
