@@ -128,11 +128,16 @@ def count_loops(mod: IRModule, trace: Trace) -> int:
     """Number of loops after applying base ``trace`` (before post-processing fuses any)."""
     sch = Schedule(mod, debug_mask=0, error_render_level="none")
     trace.apply_to_schedule(sch, remove_postproc=True)
-    loops = []
-    for _, func in sch.mod.functions.items():
+    return len(_loops(sch.mod))
+
+
+def _loops(mod: IRModule) -> list:
+    """Every ``For`` loop of the module's functions."""
+    loops: list = []
+    for _, func in mod.functions.items():
         if hasattr(func, "body"):
             tvm_ffi.structural_walk(func.body, [(tvm.tirx.For, loops.append)])
-    return len(loops)
+    return loops
 
 
 def unscheduled_trace(mod: IRModule) -> Trace:
@@ -150,11 +155,7 @@ def unscheduled_trace(mod: IRModule) -> Trace:
 
 def has_parallel_loop(mod: IRModule) -> bool:
     """Whether a scheduled module runs any loop in parallel (a launch of the thread pool)."""
-    kinds = []
-    for _, func in mod.functions.items():
-        if hasattr(func, "body"):
-            tvm_ffi.structural_walk(func.body, [(tvm.tirx.For, lambda loop: kinds.append(loop.kind))])
-    return tvm.tirx.ForKind.PARALLEL in kinds
+    return any(loop.kind == tvm.tirx.ForKind.PARALLEL for loop in _loops(mod))
 
 
 def module_key(mod: IRModule) -> int:
