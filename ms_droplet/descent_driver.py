@@ -35,7 +35,6 @@ from .trace import (
     read_space,
     replay,
     structure,
-    unscheduled_trace,
     with_point,
 )
 
@@ -72,8 +71,7 @@ class DescentDriver:
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
-                 donors: int = 0, serial_below: float | None = None,
-                 unscheduled_below: float | None = None) -> None:
+                 donors: int = 0, serial_below: float | None = None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -99,8 +97,6 @@ class DescentDriver:
         self.seeds_used = 0
         self.started = 0  # descents started, refills included: numbers them
         self._taken: set[int] = set()  # keys in the batch being assembled
-        self.unscheduled_below = unscheduled_below  # a seed this fast (seconds): measure the unscheduled workload
-        self.unscheduled_asked = False  # (once)
 
     def allow_one_more(self) -> None:
         """Permit one more descent even when ``num_seeds`` are used up (a refill of the budget)."""
@@ -201,27 +197,6 @@ class DescentDriver:
                     self.task_name, len(found), time * 1e3, min(len(found), SERIAL_MOVES))
         return [pending.point for _, pending in ranked[:SERIAL_MOVES]]
 
-    def _unscheduled(self, measured: dict[int, Measured]) -> list[Proposal]:
-        """The workload as written, with no schedule but post-processing, if it is new: asked once,
-        when a descent starts from a seed under ``unscheduled_below`` seconds.
-
-        Why: every design space of MetaSchedule's CPU rules asks for a parallel loop, and a task
-        with no spatial tile to fold in has no serial neighbour (``mean`` and ``max_pool2d`` of
-        the ONNX CNN: 5.5-12 us tuned, launch-bound); its plain loops may beat every one.
-        """
-        self.unscheduled_asked = True
-        trace = unscheduled_trace(self.mod)
-        sch = replay(self.mod, trace, self.postprocs, 1)
-        if sch is None:
-            return []
-        key = module_key(sch.mod)
-        self.descended.add(key)
-        if key in measured or key in self._taken:
-            return []
-        self._taken.add(key)
-        logger.info("droplet %s: measuring the unscheduled workload beside the descents", self.task_name)
-        return [(sch, Pending(key, trace))]
-
     def next_batch(self, n: int, measured: dict[int, Measured], depth: int) -> list[Proposal] | None:
         """Up to ``n`` candidates of the active descents (starting new ones as others converge).
 
@@ -234,9 +209,6 @@ class DescentDriver:
         while len(batch) < n:
             while len(self.active) < self.per_batch and self._start(measured):
                 pass
-            if not self.unscheduled_asked and any(_below(d.droplet.best_time, self.unscheduled_below)
-                                                  for d in self.active):
-                batch.extend(self._unscheduled(measured))
             waiting = [d for d in self.active if d.number not in self.in_flight]
             if not waiting:
                 break

@@ -153,9 +153,14 @@ class Exploration:
         self.close()
         return None
 
+    def set_aside(self, trials: int) -> None:
+        """Give ``trials`` of its budget to candidates it does not propose (the workload as written)."""
+        self.left = max(0, self.left - trials)
+
     def notify(self, results) -> None:
-        """Results of the batch it proposed last."""
-        self.explorer.notify(results)
+        """Results of the batch it proposed last (none: the batch held only others' candidates)."""
+        if results:
+            self.explorer.notify(results)
         self.left = max(0, self.left - len(results))
         if self.left == 0:
             self.close()

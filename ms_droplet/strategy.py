@@ -26,7 +26,7 @@ from .recompute import MAX_WORK_RATIO, RecomputeGuard
 from .space import Point
 from .stats import is_faster, mean
 from .task_share import Group, Groups, share
-from .trace import run_samples
+from .trace import module_key, replay, run_samples, unscheduled_trace
 
 if TYPE_CHECKING:
     from tvm.s_tir.meta_schedule import TuneContext
@@ -48,12 +48,16 @@ PAIRED_MIN_GAIN = 0.005
 # The strategies of the run being set up (every task's pre_tuning comes before any task's first batch).
 _RUNS = Groups()
 _OWNER = "DropletSearch"
-#: ``serial_move="auto"``, ``unscheduled="auto"``: a centre faster than this (seconds) looks for
-#: kernels without a parallel loop. Launching the thread pool costs microseconds (ONNX CNN, Zen 5:
-#: one convolution 6-7 us with a parallel loop, 0.6-1.4 us without), so a parallel loop pays only
+#: ``serial_move="auto"``: a centre faster than this (seconds) looks for kernels without a parallel
+#: loop. Launching the thread pool costs microseconds (ONNX CNN, Zen 5: one convolution 6-7 us with a parallel loop, 0.6-1.4 us without), so a parallel loop pays only
 #: on kernels a few times that long; no kernel of the bench's six workloads ran under 26 us.
 SERIAL_BELOW = 20e-6
 _BELOW = {False: None, "auto": SERIAL_BELOW, True: float("inf")}
+#: ``unscheduled="auto"``: a workload estimated at most this many floating-point operations
+#: (``estimate_tir_flops``; none for a transpose) is measured as written in its first batch. Every
+#: task of the ONNX CNN and the transformer is under it (at most 115,000); the CNN's convolutions,
+#: whose plain loops ran 52-77 us against 7-9 us tuned, are over it (950,000 and more).
+UNSCHEDULED_FLOPS = 250_000
 
 
 def _run_key(database: Database | None, cost_model: CostModel | None) -> tuple[int | None, int | None]:
@@ -104,6 +108,7 @@ class _TaskState:
         self.sent = 0
         self.pending: list[Pending] = []
         self.side: Exploration | None = None  # explore_every: the exploration between descent batches
+        self.aside = 0  # leading candidates of the batch in flight that its phase did not propose
         self.batch_kind = ""  # the batch in flight's: "explore", "side" (the exploration beside) or "descent"
         self.turns = 0  # batches sent since the first exploration ended
         self.measured, self.num_db_records = load_database(database, self.mod, self.postprocs)
@@ -117,8 +122,11 @@ class _TaskState:
             per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"], two_site=self._two_site,
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
             fill=opts["fill_batch"], excessive=self.guard.excessive, donors=opts["donors"],
-            serial_below=_BELOW[opts["serial_move"]], unscheduled_below=_BELOW[opts["unscheduled"]],
+            serial_below=_BELOW[opts["serial_move"]],
         )
+        # the workload as written, measured once in the first batch (None: not, or done)
+        small = opts["unscheduled"] is True or (opts["unscheduled"] == "auto" and self.guard.base <= UNSCHEDULED_FLOPS)
+        self.unscheduled: Proposal | None = self._unscheduled() if small else None
 
         self.group = group
         resolve_source(opts["explore"], database, cost_model, 0)  # bad input fails at pre_tuning, not later
@@ -196,9 +204,11 @@ class _TaskState:
         while self.sent < self.max_trials:
             n = min(self.batch, self.max_trials - self.sent)
             if self.exploration.active:
-                picked = self.exploration.propose(n, self._wanted)
-                if picked is not None:
-                    return self._send(picked, "explore")
+                keep = 1 if self.unscheduled is not None and n >= 2 else 0
+                self.exploration.set_aside(keep)  # the plain workload is one of the exploration's trials
+                picked = self.exploration.propose(n - keep, self._wanted)
+                if picked is not None or keep:
+                    return self._send(picked or [], "explore", n)
                 continue
             every = self.opts["explore_every"]
             if every and (self.turns + 1) % every == 0 and (picked := self._explore_aside(n)) is not None:
@@ -206,7 +216,7 @@ class _TaskState:
             # a smaller descent batch moves sooner; a radius is still screened n deep before it grows
             picked = self.descents.next_batch(min(n, self.opts["descent_batch"] or n), self.measured, depth=n)
             if picked is not None:
-                return self._send(picked, "descent")
+                return self._send(picked, "descent", n)
             # explore_every: with the descents done, the exploration spends the rest of the budget
             if every and (picked := self._explore_aside(n)) is not None:
                 return picked
@@ -224,9 +234,30 @@ class _TaskState:
             logger.info("droplet %s: every %d batches from now on explore by %s", self.context.task_name,
                         self.opts["explore_every"], source)
         picked = self.side.propose(n, self._wanted) if self.side.active else None
-        return None if picked is None else self._send(picked, "side")
+        return None if picked is None else self._send(picked, "side", n)
 
-    def _send(self, picked: list[Proposal], kind: str) -> list[MeasureCandidate]:
+    def _unscheduled(self) -> Proposal | None:
+        """The workload with no schedule but post-processing, unless it is measured already.
+
+        Why: every design space of MetaSchedule's CPU rules asks for a parallel loop, and on a
+        task of a few microseconds launching the thread pool costs more than the work. A task
+        with one schedule (a transpose) or too few trials for a descent (the task scheduler
+        moves on) is then left slower than the untuned build (transformer, Zen 5: each of three
+        transposes 6 us tuned, about 1 us as written)."""
+        trace = unscheduled_trace(self.mod)
+        sch = replay(self.mod, trace, self.postprocs, 1)
+        if sch is None or not self._wanted(key := module_key(sch.mod), set(), sch.mod):
+            return None
+        return sch, Pending(key, trace)
+
+    def _send(self, picked: list[Proposal], kind: str, n: int) -> list[MeasureCandidate]:
+        """Hand out a batch of ``kind``; the plain workload, while it waits, goes first if there is room."""
+        self.aside = 0
+        if self.unscheduled is not None and len(picked) < n:
+            picked = [self.unscheduled, *picked]
+            self.unscheduled, self.aside = None, 1
+            logger.info("droplet %s: measuring the workload as written beside the %s batch", self.context.task_name,
+                        kind)
         self.pending = [p for _, p in picked]
         self.batch_kind = kind
         if kind != "explore":
@@ -290,11 +321,12 @@ class _TaskState:
                 "droplet %s: %d of %d candidates failed and are never chosen; first: %s",
                 self.context.task_name, len(failed), len(results), str(failed[0]).strip().splitlines()[0][:200],
             )
+        own = results[self.aside:]  # the phase's own results
         if self.batch_kind == "side":
-            self.side.notify(results)
+            self.side.notify(own)
             self._give_way_to(incumbent)
         elif self.batch_kind == "explore":
-            self.exploration.notify(results)
+            self.exploration.notify(own)
         else:
             self.descents.notify(descent_results, controls, timed_out)
         self.pending = []

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+import tvm
 from conftest import make_context, matmul_mod
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
@@ -28,6 +29,8 @@ TARGETS = {4: (2, 2, 2, 4), 2: (8, 4)}
 
 def synthetic_seconds(sch) -> float:
     trace = base_trace(sch.trace)
+    if not trace.decisions:  # the workload as written (``unscheduled``): far from the optimum here
+        return OPTIMUM * 100
     cost = 1.0
     for inst in trace.insts:
         if inst not in trace.decisions:
@@ -152,7 +155,9 @@ def test_a_warm_start_counts_towards_exploration():
 
 def _unroll_index(sch) -> int:
     trace = base_trace(sch.trace)
-    return next(int(getattr(d, "value", d)) for i, d in trace.decisions.items() if i.kind.name == "SampleCategorical")
+    # -1: the workload as written, which decides nothing
+    return next((int(getattr(d, "value", d)) for i, d in trace.decisions.items() if i.kind.name == "SampleCategorical"),
+                -1)
 
 
 def _timeouts_per_descent(avoid: bool) -> dict[int, int]:
@@ -457,9 +462,8 @@ def test_explore_every_must_be_zero_or_at_least_two():
 
 def _first_descent_serial_moves(**options):
     """(the first descent batch's points, its pinned serial moves, whether each of them and the
-    centre runs a parallel loop, the centre, whether each of its other candidates is the unscheduled
-    workload) with ``options``."""
-    from ms_droplet.trace import has_parallel_loop, replay, unscheduled_trace, with_point
+    centre runs a parallel loop, the centre) with ``options``."""
+    from ms_droplet.trace import has_parallel_loop, replay, with_point
 
     ctx, state = _at_first_descent_batch(None, 16, **options)
     descent = state.descents.active[0]
@@ -470,22 +474,73 @@ def _first_descent_serial_moves(**options):
         parallel[point] = has_parallel_loop(sch.mod)
     batch = [p.point for p in state.pending if p.point is not None]
     pinned = droplet.pinned | {p for p in batch if p in droplet._serial()}  # those measured are visited
-    plain = replay(ctx.mod, unscheduled_trace(ctx.mod), state.postprocs, 1)  # the workload with no schedule
-    unscheduled = [p.key == module_key(plain.mod) for p in state.pending if p.point is None]
     ctx.post_tuning()
-    return batch, pinned, parallel, droplet.center, unscheduled
+    return batch, pinned, parallel, droplet.center
 
 
 def test_serial_moves_are_measured_from_a_centre_with_a_parallel_loop_fast_enough():
-    batch, pinned, parallel, centre, unscheduled = _first_descent_serial_moves(serial_move=True, unscheduled=True)
+    batch, pinned, parallel, centre = _first_descent_serial_moves(serial_move=True)
     assert parallel[centre], "the seed runs a parallel loop (the landscape's optimum tiles have outer factors 2)"
     assert 1 <= len(pinned) <= 4 and pinned <= set(batch)  # (a batch that cannot hold all takes them first)
     assert not any(parallel[p] for p in pinned)
-    assert unscheduled == [True]  # beside them, once, the workload with no schedule at all
     # "auto": only a centre under 20 us looks for them (this landscape's schedules take 100 us or more)
-    auto_batch, auto_pinned, _, _, auto_unscheduled = _first_descent_serial_moves(serial_move="auto",
-                                                                                  unscheduled="auto")
-    assert auto_pinned == set() and auto_unscheduled == [] and auto_batch == [p for p in batch if p not in pinned]
-    off_batch, off_pinned, _, _, off_unscheduled = _first_descent_serial_moves(serial_move=False, unscheduled=False)
-    assert off_pinned == set() and off_unscheduled == [] and off_batch == auto_batch  # "auto" above 20 us: as off
-    assert _first_descent_serial_moves(serial_move=True)[4] == []  # each is its own option
+    auto_batch, auto_pinned, _, _ = _first_descent_serial_moves(serial_move="auto")
+    assert auto_pinned == set() and auto_batch == [p for p in batch if p not in pinned]
+    off_batch, off_pinned, _, _ = _first_descent_serial_moves(serial_move=False)
+    assert off_pinned == set() and off_batch == auto_batch  # "auto" above 20 us: as off
+
+
+def transpose_mod(n: int = 16):
+    """A workload whose design space holds one schedule, with no decision (like the transformer's
+    transposes)."""
+    from tvm import te
+
+    a = te.placeholder((n, n), name="A")
+    b = te.compute((n, n), lambda i, j: a[j, i], name="B")
+    return tvm.IRModule({"main": te.create_prim_func([a, b])})
+
+
+def _first_batches(mod, database=None, **options):
+    """(the keys of each batch of a tuning of ``mod`` on the synthetic landscape, the key of the
+    workload as written) with ``options``; 64 trials, batches of 32, 16 of them exploring."""
+    from ms_droplet.trace import replay, unscheduled_trace
+
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=5, **options)
+    ctx = make_context(mod, target_cpu(), strategy)
+    ctx.pre_tuning(64, 32, ctx.generate_design_space(), database, None)
+    state = strategy._state
+    plain = module_key(replay(ctx.mod, unscheduled_trace(ctx.mod), state.postprocs, 1).mod)
+    batches = []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        batches.append([p.key for p in state.pending])
+        results = landscape(cands)
+        if database is not None:
+            wl = database.commit_workload(ctx.mod)
+            for c, r in zip(cands, results, strict=True):
+                database.commit_tuning_record(ms.database.TuningRecord(c.sch.trace, wl, r.run_secs, ctx.target,
+                                                                       c.args_info))
+        ctx.notify_runner_results(cands, results)
+    ctx.post_tuning()
+    return batches, plain
+
+
+def test_a_small_task_measures_its_workload_as_written_once_in_its_first_batch():
+    from ms_droplet.workloads import flop_count
+
+    small, big = matmul_mod(32), matmul_mod(64)
+    assert flop_count(small) < ms_droplet.strategy.UNSCHEDULED_FLOPS < flop_count(big)
+    batches, plain = _first_batches(small)  # "auto", the default
+    assert batches[0][0] == plain and len(batches[0]) == 16, "one of the exploration's 16 trials"
+    assert all(plain not in b for b in batches[1:])
+    big_batches, big_plain = _first_batches(big)
+    assert all(big_plain not in b for b in big_batches)
+    assert _first_batches(big, unscheduled=True)[0][0][0] == big_plain
+    assert all(plain not in b for b in _first_batches(small, unscheduled=False)[0])
+    # a design space of one schedule: that schedule and the workload as written, then done
+    one, one_plain = _first_batches(transpose_mod())
+    assert len(one) == 1 and len(one[0]) == 2 and one[0][0] == one_plain
+    # resumed from a database that holds it: not measured again
+    db = ms.database.MemoryDatabase()
+    _first_batches(small, database=db)
+    again, _ = _first_batches(small, database=db)
+    assert again and all(plain not in b for b in again)
