@@ -499,13 +499,16 @@ class _DropletSearch(PySearchStrategy):
         convolution serial; on the built-in CNN 0.824x (0.842x without); no kernel of the bench's
         six workloads ran under 26 us, so there it never acts (docs/benchmarks.md).
     unscheduled : {"auto", True, False}, default "auto"
-        Once, beside the first descent whose seed runs under 20 us (``"auto"``; ``True``: any
-        seed), measure the workload with no schedule but post-processing. Why: every design
-        space of MetaSchedule's CPU rules asks for a parallel loop, and a pooling or reduction
-        task has no tile to fold (ONNX CNN, as recorded while tuning: ``mean`` 5.7 us tuned,
-        0.11 us as written; ``max_pool2d`` 5.5 and 0.5 us). With ``serial_move``, the ONNX CNN ran at 0.279x
-        evolutionary search's latency (five seeds, 4.4-5.1 us against 17.6 us) in 0.63 of its
-        tuning wall (docs/benchmarks.md).
+        A task whose workload MetaSchedule estimates at most 250,000 floating-point operations
+        (``UNSCHEDULED_FLOPS``; ``True``: any task) measures it with no schedule but
+        post-processing, as one of its first batch's trials. Why: every design space of
+        MetaSchedule's CPU rules asks for a parallel loop, which costs microseconds to launch;
+        a pooling task has no tile to fold, a transpose's space holds one schedule, and a small
+        task of a model may get no batch after its first, so no descent (transformer on Zen 5:
+        three transposes 6 us tuned, about 1 us as written). Measured on Zen 5, five seeds
+        each, against evolutionary search's latency: transformer 0.268x (13.9 us, half the
+        untuned build's; every other tuned build slower than untuned), ONNX CNN 0.262x, CNN
+        0.772x (docs/benchmarks.md). The bench's six kernels are far above the bound.
     avoid_timed_out_moves : bool, default True
         A descent does not propose again a move (the decisions it sets, to the values it sets
         them) whose candidate timed out in the builder or the runner, from any later centre:
