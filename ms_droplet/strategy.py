@@ -49,8 +49,9 @@ PAIRED_MIN_GAIN = 0.005
 _RUNS = Groups()
 _OWNER = "DropletSearch"
 #: ``serial_move="auto"``: a centre faster than this (seconds) looks for kernels without a parallel
-#: loop. Launching the thread pool costs microseconds (ONNX CNN, Zen 5: one convolution 6-7 us with a parallel loop, 0.6-1.4 us without), so a parallel loop pays only
-#: on kernels a few times that long; no kernel of the bench's six workloads ran under 26 us.
+#: loop. Launching the thread pool costs microseconds (ONNX CNN, Zen 5: one convolution 6-7 us with
+#: a parallel loop, 0.6-1.4 us without), so a parallel loop pays only on kernels a few times that
+#: long; no kernel of the bench's six workloads ran under 26 us.
 SERIAL_BELOW = 20e-6
 _BELOW = {False: None, "auto": SERIAL_BELOW, True: float("inf")}
 #: ``unscheduled="auto"``: a workload estimated at most this many floating-point operations
@@ -204,8 +205,9 @@ class _TaskState:
         while self.sent < self.max_trials:
             n = min(self.batch, self.max_trials - self.sent)
             if self.exploration.active:
+                # the plain workload is one of the exploration's trials, or beside its last one
                 keep = 1 if self.unscheduled is not None and n >= 2 else 0
-                self.exploration.set_aside(keep)  # the plain workload is one of the exploration's trials
+                self.exploration.set_aside(keep if self.exploration.left >= 2 else 0)
                 picked = self.exploration.propose(n - keep, self._wanted)
                 if picked is not None or keep:
                     return self._send(picked or [], "explore", n)
@@ -254,10 +256,11 @@ class _TaskState:
         """Hand out a batch of ``kind``; the plain workload, while it waits, goes first if there is room."""
         self.aside = 0
         if self.unscheduled is not None and len(picked) < n:
-            picked = [self.unscheduled, *picked]
-            self.unscheduled, self.aside = None, 1
-            logger.info("droplet %s: measuring the workload as written beside the %s batch", self.context.task_name,
-                        kind)
+            plain, self.unscheduled = self.unscheduled, None
+            if plain[1].key not in {p.key for _, p in picked}:  # (a space without rules holds it too)
+                picked, self.aside = [plain, *picked], 1
+                logger.info("droplet %s: measuring the workload as written beside the %s batch",
+                            self.context.task_name, kind)
         self.pending = [p for _, p in picked]
         self.batch_kind = kind
         if kind != "explore":

@@ -500,12 +500,13 @@ def transpose_mod(n: int = 16):
     return tvm.IRModule({"main": te.create_prim_func([a, b])})
 
 
-def _first_batches(mod, database=None, **options):
+def _first_batches(mod, database=None, explore_trials=16, **options):
     """(the keys of each batch of a tuning of ``mod`` on the synthetic landscape, the key of the
-    workload as written) with ``options``; 64 trials, batches of 32, 16 of them exploring."""
+    workload as written) with ``options``; 64 trials, batches of 32."""
     from ms_droplet.trace import replay, unscheduled_trace
 
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=5, **options)
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=5,
+                                        **options)
     ctx = make_context(mod, target_cpu(), strategy)
     ctx.pre_tuning(64, 32, ctx.generate_design_space(), database, None)
     state = strategy._state
@@ -532,6 +533,9 @@ def test_a_small_task_measures_its_workload_as_written_once_in_its_first_batch()
     batches, plain = _first_batches(small)  # "auto", the default
     assert batches[0][0] == plain and len(batches[0]) == 16, "one of the exploration's 16 trials"
     assert all(plain not in b for b in batches[1:])
+    # an exploration of one trial keeps it: the workload as written is measured beside it
+    tiny, _ = _first_batches(small, explore_trials=1)
+    assert len(tiny[0]) == 2 and tiny[0][0] == plain
     big_batches, big_plain = _first_batches(big)
     assert all(big_plain not in b for b in big_batches)
     assert _first_batches(big, unscheduled=True)[0][0][0] == big_plain
@@ -544,3 +548,20 @@ def test_a_small_task_measures_its_workload_as_written_once_in_its_first_batch()
     _first_batches(small, database=db)
     again, _ = _first_batches(small, database=db)
     assert again and all(plain not in b for b in again)
+
+
+def test_the_workload_as_written_is_not_measured_twice_when_the_design_space_is_it():
+    # a space generator without rules: its one schedule is the workload as written
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=5, unscheduled=True)
+    ctx = ms.TuneContext(mod=transpose_mod(), target=target_cpu(), task_name="test", num_threads=1, rand_state=7,
+                         space_generator=ms.space_generator.PostOrderApply(sch_rules=[], postprocs=[],
+                                                                           mutator_probs={}),
+                         search_strategy=strategy)
+    ctx.pre_tuning(64, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    keys = []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        keys += [p.key for p in state.pending]
+        ctx.notify_runner_results(cands, landscape(cands))
+    ctx.post_tuning()
+    assert len(keys) == 1  # one schedule, measured once
