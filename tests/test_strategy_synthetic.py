@@ -51,13 +51,16 @@ def landscape(candidates):
     return [ms.runner.RunnerResult([synthetic_seconds(c.sch)] * 2, None) for c in candidates]
 
 
-def run(strategy, max_trials, per_iter, database=None, cost_model=None):
-    """The generate/notify loop; returns the batches of times and the task state before post_tuning."""
-    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+def run(strategy, max_trials, per_iter, database=None, cost_model=None, mod=None, keys=None):
+    """The generate/notify loop on ``mod`` (default a matmul); returns the batches of times and the
+    task state before post_tuning. ``keys``: a list each batch's schedule keys are appended to."""
+    ctx = make_context(mod if mod is not None else matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(max_trials, per_iter, ctx.generate_design_space(), database, cost_model)
     state = strategy._state
     batches = []
     while (cands := ctx.generate_measure_candidates()) is not None:
+        if keys is not None:
+            keys.append([p.key for p in state.pending])
         results = landscape(cands)
         if database is not None:
             wl = database.commit_workload(ctx.mod)
@@ -507,21 +510,9 @@ def _first_batches(mod, database=None, explore_trials=16, **options):
 
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=5,
                                         **options)
-    ctx = make_context(mod, target_cpu(), strategy)
-    ctx.pre_tuning(64, 32, ctx.generate_design_space(), database, None)
-    state = strategy._state
-    plain = module_key(replay(ctx.mod, unscheduled_trace(ctx.mod), state.postprocs, 1).mod)
     batches = []
-    while (cands := ctx.generate_measure_candidates()) is not None:
-        batches.append([p.key for p in state.pending])
-        results = landscape(cands)
-        if database is not None:
-            wl = database.commit_workload(ctx.mod)
-            for c, r in zip(cands, results, strict=True):
-                database.commit_tuning_record(ms.database.TuningRecord(c.sch.trace, wl, r.run_secs, ctx.target,
-                                                                       c.args_info))
-        ctx.notify_runner_results(cands, results)
-    ctx.post_tuning()
+    _, state = run(strategy, 64, 32, database=database, mod=mod, keys=batches)
+    plain = module_key(replay(mod, unscheduled_trace(mod), state.postprocs, 1).mod)
     return batches, plain
 
 
