@@ -4,9 +4,9 @@ A state machine with two calls: :meth:`Droplet.proposals` gives the unvisited ne
 the current radius; :meth:`Droplet.observe` takes what was measured of them. The best
 neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) becomes the new
 centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
-converged when the radius passes the largest range of any site. With ``two_site`` > 0, radius
-1 also offers that many sampled moves of two sites at once (for a cost model to rank); with
-``donors``, every move of one site to the decision a donor point has there; with ``serial``, the
+converged when the radius passes the largest range of any site (or ``max_radius``, if smaller).
+With ``two_site`` > 0, radius 1 also offers that many sampled moves of two sites at once (for
+a cost model to rank); with ``donors``, every move of one site to the decision a donor point has there; with ``serial``, the
 centre's serial moves (points without a parallel loop, found by the caller among
 :func:`~ms_droplet.neighbourhood.serial_candidates`), which :attr:`Droplet.pinned` names so
 that a batch takes them whatever their rank.
@@ -49,6 +49,9 @@ class Droplet:
     serial:
         ``serial(centre, its mean time)``: the serial moves of a centre, offered at radius 1 and
         pinned (asked once per centre; ``None``: none).
+    max_radius:
+        The largest radius screened (``None``: the space's largest range, where every site's
+        neighbours run out).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Droplet:
         seed: int = 0,
         donors: Sequence[Point] = (),
         serial: Callable[[Point, float], Sequence[Point]] | None = None,
+        max_radius: int | None = None,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -79,11 +83,12 @@ class Droplet:
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
         self.banned: set[frozenset[tuple[int, Decision]]] = set()  # moves that timed out: site -> value
-        self._max_radius = space.max_radius()
+        self._max_radius = space.max_radius() if max_radius is None else min(space.max_radius(), max_radius)
 
     @property
     def converged(self) -> bool:
-        """True once no radius up to the space's largest range has an unvisited neighbour."""
+        """True once no radius up to the space's largest range (or ``max_radius``) has an
+        unvisited neighbour."""
         return self.radius > self._max_radius
 
     @property

@@ -71,7 +71,7 @@ class DescentDriver:
                  two_site: Callable[[], int] = lambda: 0,
                  avoid_timed_out_moves: bool = True, singles_first: bool = False, diverse_seeds: bool = False,
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
-                 donors: int = 0, serial_below: float | None = None) -> None:
+                 donors: int = 0, serial_below: float | None = None, max_radius: int | None = None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -89,6 +89,7 @@ class DescentDriver:
         self.excessive = excessive  # the recompute guard (:mod:`.recompute`): answered as a failure
         self.serial_below = serial_below  # a centre this fast (seconds) with a parallel loop gets serial moves
         self.donors = donors  # the fastest schedules of the seed's design space whose decisions it may take
+        self.max_radius = max_radius  # a descent converges past it (None: where its space's ranges end)
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -135,7 +136,7 @@ class DescentDriver:
                 donors = self._donors(key, shape, [s.position for s in space.sites], measured) if two_site else []
                 serial = None if self.serial_below is None else partial(self._serial_moves, m.trace, space)
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
-                                  two_site, self.new_seed() if two_site else 0, donors, serial)
+                                  two_site, self.new_seed() if two_site else 0, donors, serial, self.max_radius)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue

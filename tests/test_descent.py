@@ -51,6 +51,25 @@ def test_radius_grows_without_improvement_and_resets_on_acceptance():
     assert droplet.center == proposals[0] and droplet.radius == 1
 
 
+def test_max_radius_converges_once_no_radius_up_to_it_holds_a_faster_point():
+    best = ((1, 4, 4), 2)
+    assert SPACE.max_radius() == 4
+    radius_one = Droplet(SPACE, best, (cost(best),)).proposals()
+    droplet, full = Droplet(SPACE, best, (cost(best),), max_radius=1), Droplet(SPACE, best, (cost(best),))
+    assert run(droplet) == len(radius_one) < run(full)  # at the optimum: radius 1 screened, then done
+    assert droplet.converged and droplet.proposals() == [] and droplet.center == best
+    # a move resets the radius: the descent goes on from each new centre, at radius 1 only
+    start = ((16, 1, 1), 0)
+    short, full = Droplet(SPACE, start, (cost(start),), max_radius=1), Droplet(SPACE, start, (cost(start),))
+    run(short), run(full)
+    assert len(short.accepted) >= 2 and short.converged and full.center == best
+    assert len(short.visited) < len(full.visited)
+    # a bound past the space's largest range changes nothing
+    wide = Droplet(SPACE, start, (cost(start),), max_radius=99)
+    run(wide)
+    assert wide.visited == full.visited and wide.center == full.center
+
+
 def test_failed_points_are_visited_but_never_accepted():
     start = ((16, 1, 1), 0)
     droplet = Droplet(SPACE, start, (cost(start),))

@@ -76,6 +76,45 @@ def test_a_tuned_task_whose_function_differs_is_an_error_naming_it(tmp_path, tar
         apply_database(unfused, database, target, tasks)
 
 
+def test_a_model_runs_the_workload_as_written_when_its_record_is_the_fastest(target):
+    # The unscheduled candidate (strategy option `unscheduled`) helps a model only if, when its
+    # record is the task's fastest, the compiled model runs it. The records' run times are set
+    # here, not measured: what is tested is which kernel the compiled model then runs.
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    from ms_droplet.trace import has_parallel_loop, replay, unscheduled_trace
+
+    model = transformer_block()
+    mod = prepare(model.mod)
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    task = next(t for t in tasks if "transpose" in t.task_name)
+    workload_mod = task.dispatched[0]
+    postprocs = ms.postproc.Postproc.create("llvm")
+    ctx = ms.TuneContext(mod=workload_mod, target=target, space_generator="post-order-apply",
+                         task_name=task.task_name)
+    (space,) = ctx.generate_design_space()  # a transpose: one schedule, no decision
+    scheduled = replay(workload_mod, space.trace, postprocs, 1)
+    plain = replay(workload_mod, unscheduled_trace(workload_mod), postprocs, 1)
+    assert has_parallel_loop(scheduled.mod) and not has_parallel_loop(plain.mod)
+
+    def compiled_task(plain_secs: float, scheduled_secs: float):
+        database = ms.database.MemoryDatabase()
+        workload = database.commit_workload(workload_mod)
+        args = ArgInfo.from_prim_func(workload_mod["main"])
+        for sch, secs in ((plain, plain_secs), (scheduled, scheduled_secs)):
+            database.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, [secs], target, args))
+        applied_mod, applied = apply_database(mod, database, target, tasks)
+        assert applied == {task.task_name: True}
+        return applied_mod, applied_mod[task.task_name]
+
+    applied_mod, func = compiled_task(plain_secs=1e-6, scheduled_secs=6e-6)
+    assert not has_parallel_loop(tvm.IRModule({"main": func})), "the workload as written runs"
+    exe, _ = compile_model(applied_mod, target)
+    np.testing.assert_allclose(run(exe, model.inputs), model.reference(model.inputs), **TOL)
+    _, func = compiled_task(plain_secs=6e-6, scheduled_secs=1e-6)
+    assert has_parallel_loop(tvm.IRModule({"main": func})), "the faster scheduled kernel runs"
+
+
 @pytest.mark.slow
 def test_tuned_cnn_runs_every_tuned_schedule_and_is_much_faster(tmp_path, target, builder, runner):
     model = small_cnn()

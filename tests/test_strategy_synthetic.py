@@ -98,6 +98,22 @@ def test_restarts_up_to_num_seeds_from_the_best_unvisited_schedules():
     assert len(state.descents.descended) >= 3
 
 
+def test_max_radius_one_ends_a_descent_after_its_radius_one_and_the_trials_go_to_further_seeds():
+    def tune(**options):
+        strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, seed=1, **options)
+        batches, state = run(strategy, 2000, 32)
+        return [t for b in batches for t in b], state
+
+    full, _ = tune(num_seeds=1)
+    short, _ = tune(num_seeds=1, max_radius=1)
+    # this landscape is a bowl in radius-1 moves: the short descent walks to the optimum too,
+    # and stops sooner (the full one screens radius 2 and beyond at the optimum first)
+    assert min(short) == pytest.approx(OPTIMUM) == min(full)
+    assert len(short) < len(full) < 2000
+    more, state = tune(num_seeds=4, max_radius=1)
+    assert state.descents.seeds_used == 4 and len(short) < len(more) < 2000
+
+
 def test_spend_budget_keeps_exploring_and_descending_until_max_trials():
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, spend_budget=True, seed=1)
     batches, state = run(strategy, 1200, 32)
