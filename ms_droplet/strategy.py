@@ -468,7 +468,9 @@ class _DropletSearch(PySearchStrategy):
         after its last move (or its start) finding nothing, 12 descents in 9 runs made no move
         at all, and 30 of the 35 accepted moves came from the first 32 trials after the
         descent's start or last move, at radius 1. With ``1`` those trials go to descents
-        from further seeds (raise ``num_seeds`` to spend them). A hypothesis of issue 13.
+        from further seeds (raise ``num_seeds`` to spend them). Measured at 1 with
+        ``num_seeds=10`` (five workloads, three seeds): more descents and moves, kernels 1.035x
+        the default's (DEP-1 1.17x), so off (docs/benchmarks.md).
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
