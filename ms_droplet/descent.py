@@ -6,10 +6,10 @@ neighbour that is significantly faster (:func:`ms_droplet.stats.is_faster`) beco
 centre and the radius goes back to 1; without one the radius grows by 1. The droplet has
 converged when the radius passes the largest range of any site (or ``max_radius``, if smaller).
 With ``two_site`` > 0, radius 1 also offers that many sampled moves of two sites at once (for
-a cost model to rank); with ``donors``, every move of one site to the decision a donor point has there; with ``serial``, the
-centre's serial moves (points without a parallel loop, found by the caller among
-:func:`~ms_droplet.neighbourhood.serial_candidates`), which :attr:`Droplet.pinned` names so
-that a batch takes them whatever their rank.
+a cost model to rank); with ``donors``, every move of one site to the decision a donor point
+has there; with ``serial``, the centre's serial moves (points without a parallel loop, found by
+the caller among :func:`~ms_droplet.neighbourhood.serial_candidates`), which
+:attr:`Droplet.pinned` names so that a batch takes them whatever their rank.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
