@@ -51,8 +51,9 @@ def matmul_relu_model() -> tvm.IRModule:
     return Model
 
 
-def make_context(mod, target, strategy=None, postprocs="default", seed=7):
+def make_context(mod, target, strategy=None, postprocs="default", seed=7, space_generator=None):
     space = ms.space_generator.PostOrderApply(postprocs=postprocs) if postprocs != "default" else "post-order-apply"
+    space = space_generator if space_generator is not None else space
     return ms.TuneContext(
         mod=mod,
         target=target,

@@ -51,10 +51,11 @@ def landscape(candidates):
     return [ms.runner.RunnerResult([synthetic_seconds(c.sch)] * 2, None) for c in candidates]
 
 
-def run(strategy, max_trials, per_iter, database=None, cost_model=None, mod=None, keys=None):
+def run(strategy, max_trials, per_iter, database=None, cost_model=None, mod=None, keys=None, space_generator=None):
     """The generate/notify loop on ``mod`` (default a matmul); returns the batches of times and the
     task state before post_tuning. ``keys``: a list each batch's schedule keys are appended to."""
-    ctx = make_context(mod if mod is not None else matmul_mod(), target_cpu(), strategy)
+    ctx = make_context(mod if mod is not None else matmul_mod(), target_cpu(), strategy,
+                       space_generator=space_generator)
     ctx.pre_tuning(max_trials, per_iter, ctx.generate_design_space(), database, cost_model)
     state = strategy._state
     batches = []
@@ -560,15 +561,7 @@ def test_a_small_task_measures_its_workload_as_written_once_in_its_first_batch()
 def test_the_workload_as_written_is_not_measured_twice_when_the_design_space_is_it():
     # a space generator without rules: its one schedule is the workload as written
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=5, unscheduled=True)
-    ctx = ms.TuneContext(mod=transpose_mod(), target=target_cpu(), task_name="test", num_threads=1, rand_state=7,
-                         space_generator=ms.space_generator.PostOrderApply(sch_rules=[], postprocs=[],
-                                                                           mutator_probs={}),
-                         search_strategy=strategy)
-    ctx.pre_tuning(64, 32, ctx.generate_design_space(), None, None)
-    state = strategy._state
     keys = []
-    while (cands := ctx.generate_measure_candidates()) is not None:
-        keys += [p.key for p in state.pending]
-        ctx.notify_runner_results(cands, landscape(cands))
-    ctx.post_tuning()
-    assert len(keys) == 1  # one schedule, measured once
+    run(strategy, 64, 32, mod=transpose_mod(), keys=keys,
+        space_generator=ms.space_generator.PostOrderApply(sch_rules=[], postprocs=[], mutator_probs={}))
+    assert sum(len(k) for k in keys) == 1  # one schedule, measured once
