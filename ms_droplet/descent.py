@@ -9,7 +9,9 @@ With ``two_site`` > 0, radius 1 also offers that many sampled moves of two sites
 a cost model to rank); with ``donors``, every move of one site to the decision a donor point
 has there; with ``serial``, the centre's serial moves (points without a parallel loop, found by
 the caller among :func:`~ms_droplet.neighbourhood.serial_candidates`), which
-:attr:`Droplet.pinned` names so that a batch takes them whatever their rank.
+:attr:`Droplet.pinned` names so that a batch takes them whatever their rank; with ``lookahead``,
+the points of the caller's walk from the centre along its cost model's predictions, further than
+radius 1 (ranked with the rest).
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
@@ -52,6 +54,9 @@ class Droplet:
     max_radius:
         The largest radius screened (``None``: the space's largest range, where every site's
         neighbours run out).
+    lookahead:
+        ``lookahead(centre, its mean time)``: points further than radius 1 that radius 1 also
+        offers (asked once per centre; ``None``: none).
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class Droplet:
         donors: Sequence[Point] = (),
         serial: Callable[[Point, float], Sequence[Point]] | None = None,
         max_radius: int | None = None,
+        lookahead: Callable[[Point, float], Sequence[Point]] | None = None,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -78,7 +84,8 @@ class Droplet:
         self._rng = random.Random(seed)
         self.donors = [d for d in donors if space.admits(d) and d != center]
         self.serial = serial
-        self._serial_moves: dict[Point, tuple[Point, ...]] = {}  # by centre
+        self.lookahead = lookahead
+        self._asked: dict[tuple[str, Point], tuple[Point, ...]] = {}  # a hook's points, by hook and centre
         self.radius = 1
         self.visited: set[Point] = {center}
         self.accepted: list[Point] = []
@@ -123,7 +130,7 @@ class Droplet:
         if radius == 1 and self.donors:
             points += donor_neighbours(self.space, self.center, self.donors)
         if radius == 1:
-            points += self._serial()
+            points += self._serial() + self._ask("lookahead", self.lookahead)
         return [p for p in points if p not in self.visited and not self._is_banned(p)]
 
     @property
@@ -133,12 +140,16 @@ class Droplet:
         return {p for p in self._serial() if p not in self.visited and not self._is_banned(p)}
 
     def _serial(self) -> tuple[Point, ...]:
-        if self.serial is None:
+        return self._ask("serial", self.serial)
+
+    def _ask(self, name: str, hook: Callable[[Point, float], Sequence[Point]] | None) -> tuple[Point, ...]:
+        """The legal points other than the centre that ``hook`` gives for the centre, asked once."""
+        if hook is None:
             return ()
-        if self.center not in self._serial_moves:
-            moves = self.serial(self.center, self.best_time)
-            self._serial_moves[self.center] = tuple(p for p in moves if p != self.center and self.space.admits(p))
-        return self._serial_moves[self.center]
+        if (name, self.center) not in self._asked:
+            moves = hook(self.center, self.best_time)
+            self._asked[name, self.center] = tuple(p for p in moves if p != self.center and self.space.admits(p))
+        return self._asked[name, self.center]
 
     def _changes(self, point: Point) -> frozenset[tuple[int, Decision]]:
         return frozenset((i, v) for i, (v, c) in enumerate(zip(point, self.center, strict=True)) if v != c)

@@ -124,6 +124,7 @@ class _TaskState:
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
             fill=opts["fill_batch"], excessive=self.guard.excessive, donors=opts["donors"],
             serial_below=_BELOW[opts["serial_move"]], max_radius=opts["max_radius"],
+            lookahead=self._lookahead, predict=None if cost_model is None else self._predict,
         )
         # the workload as written, measured once in the first batch (None: not, or done)
         small = opts["unscheduled"] is True or (opts["unscheduled"] == "auto" and self.guard.base <= UNSCHEDULED_FLOPS)
@@ -190,14 +191,21 @@ class _TaskState:
         on a model it has trained on every task's results."""
         return self.opts["two_site_moves"] if model_ranks(self.cost_model, self.group.results) else 0
 
+    def _lookahead(self) -> int:
+        """Steps of the cost model's walk from each centre, once it has trained (as two-site moves)."""
+        return self.opts["lookahead"] if model_ranks(self.cost_model, self.group.results) else 0
+
+    def _predict(self, schedules: list[Schedule]) -> np.ndarray:
+        """The cost model's scores (higher: predicted faster)."""
+        cands = [measure_candidate(sch) for sch in schedules]
+        return np.asarray(self.cost_model.predict(self.context, cands), dtype=float)
+
     def _rank(self, fresh: list[Proposal]) -> list[Proposal]:
         """Best predicted first by the cost model; without one, a seeded shuffle."""
         if self.cost_model is None:
             order = self.rng.permutation(len(fresh))
         else:
-            cands = [measure_candidate(sch) for sch, _ in fresh]
-            scores = np.asarray(self.cost_model.predict(self.context, cands), dtype=float)
-            order = np.argsort(-scores, kind="stable")
+            order = np.argsort(-self._predict([sch for sch, _ in fresh]), kind="stable")
         return [fresh[i] for i in order]
 
     # ---------------------------------------------------------------- the plan
@@ -471,6 +479,13 @@ class _DropletSearch(PySearchStrategy):
         from further seeds (raise ``num_seeds`` to spend them). Measured at 1 with
         ``num_seeds=10`` (five workloads, three seeds): more descents and moves, kernels 1.035x
         the default's (DEP-1 1.17x), so off (docs/benchmarks.md).
+    lookahead : int >= 0, default 0
+        From each centre, once the cost model has seen 100 results, walk up to this many steps
+        on its predictions alone, each to the best-predicted radius-1 neighbour (one- and
+        two-site moves) of the step before, while the prediction improves; radius 1 also offers
+        the walk's points, ranked with the rest. A measured point that beats the centre is a
+        move however far it is. Why: most descents converge after 0-2 moves, each move costs a
+        batch, and predicting costs milliseconds. ``0``: off.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
@@ -576,6 +591,7 @@ class _DropletSearch(PySearchStrategy):
         diverse_seeds: bool = False,
         descent_batch: int | None = None,
         max_radius: int | None = None,
+        lookahead: int = 0,
         fill_batch: int = 1,
         two_site_moves: int = 64,
         donors: int = 0,
@@ -602,6 +618,7 @@ class _DropletSearch(PySearchStrategy):
             "diverse_seeds": checks.flag(_OWNER, "diverse_seeds", diverse_seeds),
             "descent_batch": checks.integer(_OWNER, "descent_batch", descent_batch, 1, optional=True),
             "max_radius": checks.integer(_OWNER, "max_radius", max_radius, 1, optional=True),
+            "lookahead": checks.integer(_OWNER, "lookahead", lookahead, 0),
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
