@@ -265,6 +265,27 @@ def test_the_serial_moves_are_asked_once_per_centre_and_pinned_until_visited():
     assert asked == [(parallel, 2.0), (serial, 0.1)]
 
 
+def test_radius_one_offers_the_lookahead_points_of_each_centre_and_a_faster_one_is_a_jump():
+    start = ((16, 1, 1), 0)
+    far = ((1, 4, 4), 2)  # every site moved: no radius-1 neighbour of the start
+    asked = []
+
+    def walk(centre, time):  # stands for the driver's walk along the cost model's predictions
+        asked.append((centre, time))
+        return [far, centre, ((3, 1, 1), 0)] if centre == start else []  # the centre, an illegal point: dropped
+
+    assert far not in Droplet(SPACE, start, (cost(start),)).proposals()
+    droplet = Droplet(SPACE, start, (cost(start),), lookahead=walk)
+    proposals = droplet.proposals()
+    assert far in proposals and start not in proposals and ((3, 1, 1), 0) not in proposals
+    assert droplet.pinned == set()  # ranked with the rest, not pinned
+    droplet.proposals()
+    assert asked == [(start, cost(start))]  # once per centre
+    droplet.observe({p: (cost(p),) for p in proposals})
+    assert droplet.center == far and droplet.radius == 1 and droplet.accepted == [far]
+    assert far not in droplet.proposals() and asked[-1] == (far, 1.0)
+
+
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver

@@ -11,6 +11,7 @@ must reach the optimum, 1e-4 s.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 
 import ms_droplet
-from ms_droplet.trace import base_trace, module_key, read_point, structure
+from ms_droplet.trace import base_trace, module_key, read_point, replay, structure, with_point
 
 OPTIMUM = 1e-4
 TARGETS = {4: (2, 2, 2, 4), 2: (8, 4)}
@@ -278,6 +279,67 @@ def test_two_site_moves_join_a_descent_only_once_the_cost_model_has_trained():
     # unranked (no model) or ranked by an untrained one, they would crowd out the one-site moves
     assert _sites_moved_in_first_descent_batch(None, 104) == {1}
     assert _sites_moved_in_first_descent_batch(RecordingOracleModel(), 16) == {1}
+
+
+def test_lookahead_offers_the_cost_models_walk_once_it_has_trained_in_the_first_descent_batch():
+    ctx, state = _at_first_descent_batch(RecordingOracleModel(), 104, lookahead=4)
+    droplet = state.descents.active[0].droplet
+    walk = droplet._asked["lookahead", droplet.center]
+    ctx.post_tuning()
+    assert walk and set(walk) <= {p.point for p in state.pending}, "ranked first, the walk is in the first batch"
+    # without a trained cost model to predict with there is no walk
+    for model, explored in ((None, 104), (RecordingOracleModel(), 16)):
+        ctx, state = _at_first_descent_batch(model, explored, lookahead=4)
+        assert "lookahead" not in {name for name, _ in state.descents.active[0].droplet._asked}
+        ctx.post_tuning()
+
+
+def test_the_lookahead_walk_follows_the_predictions_past_radius_one_and_stops_where_they_stop_improving():
+    from ms_droplet.descent_driver import DescentDriver
+    from ms_droplet.neighbourhood import neighbours
+    from ms_droplet.trace import count_loops, read_space
+
+    ctx = make_context(matmul_mod(), target_cpu(), ms_droplet.DropletSearch())
+    trace = base_trace(ctx.generate_design_space()[0].trace)
+    space, point = read_space(trace, count_loops(ctx.mod, trace))
+    start = _far_point(space, point)
+    oracle = RecordingOracleModel()  # knows the landscape: its predictions are the truth
+    driver = DescentDriver(ctx.mod, list(ctx.space_generator.postprocs), "t", p_value=0.05, min_gain=0.0,
+                           paired=False, num_seeds=1, new_seed=lambda: 1, rank=list,
+                           predict=lambda schs: oracle.predict(ctx, [ms_droplet.candidates.measure_candidate(s)
+                                                                     for s in schs]))
+
+    def seconds(point):
+        return synthetic_seconds(replay(ctx.mod, with_point(trace, space, point), driver.postprocs, 1))
+
+    walk = driver._walk(trace, space, 4, 0, start, seconds(start))
+    assert len(walk) == 4
+    assert seconds(walk[0]) == min(seconds(p) for p in neighbours(space, start, 1))  # the best-predicted first
+    times = [seconds(p) for p in walk]
+    assert all(b < a for a, b in pairwise(times)), times
+    assert walk[-1] not in neighbours(space, start, 1), "four steps lead past radius 1"
+    # a long walk ends where no neighbour is predicted faster: here the optimum
+    long = driver._walk(trace, space, 100, 0, start, seconds(start))
+    assert 4 < len(long) < 100 and seconds(long[-1]) == pytest.approx(OPTIMUM)
+
+
+def _far_point(space, point):
+    """``point`` with every tile site's factors in its outermost level and every categorical
+    site at its last choice (compute locations kept)."""
+    far = {"tile": lambda site, d: (site.extent, *[1] * (len(d) - 1)),
+           "categorical": lambda site, d: site.num_choices - 1}
+    return tuple(far.get(site.kind, lambda site, d: d)(site, d) for site, d in zip(space.sites, point, strict=True))
+
+
+def test_lookahead_reaches_the_optimum_in_fewer_trials():
+    def trials_to_optimum(**options):
+        strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=104, num_seeds=1, seed=3, **options)
+        batches, _ = run(strategy, 2000, 32, cost_model=RecordingOracleModel())
+        times = [t for b in batches for t in b]
+        return next(i for i, t in enumerate(times) if t == pytest.approx(OPTIMUM)) + 1
+
+    plain, walked = trials_to_optimum(), trials_to_optimum(lookahead=4)
+    assert walked < plain, (walked, plain)
 
 
 def _first_descent_donors(cost_model):
