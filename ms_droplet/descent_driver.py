@@ -218,7 +218,8 @@ class DescentDriver:
         rank points several moves away for the price of predicting them, as evolutionary search
         does, and a measured point that beats the centre is a move however far it jumps. The
         first step need not beat the centre's prediction: the model has seen the centre, its
-        best-measured schedule, and most often scores it above every neighbour.
+        best-measured schedule, and scored it above every neighbour in the first trial runs (GMM-2).
+        Measured on the bench: most walks stop after their first step (docs/benchmarks.md).
         """
         positions = [s.position for s in space.sites]
         rng = random.Random(self.new_seed())
