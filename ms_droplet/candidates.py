@@ -36,7 +36,7 @@ class Pending:
     key: int
     trace: Trace
     point: Point | None = None  # set for a descent's candidates
-    control: bool = False  # the descent's centre, re-timed beside its neighbours (paired=True)
+    control: bool = False  # measured again for a descent: its centre (paired=True) or a suspect (confirm)
     descent: int = 0  # number of the descent that proposed it (0: an exploration candidate)
 
 

@@ -12,6 +12,9 @@ the caller among :func:`~ms_droplet.neighbourhood.serial_candidates`), which
 :attr:`Droplet.pinned` names so that a batch takes them whatever their rank; with ``lookahead``,
 the points of the caller's walk from the centre along its cost model's predictions, further than
 radius 1 (ranked with the rest).
+With ``confirm``, the best faster point becomes a suspect instead of the centre; the caller
+measures it again and :meth:`Droplet.recheck` moves there only if the new samples beat the
+centre too.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
@@ -57,6 +60,8 @@ class Droplet:
     lookahead:
         ``lookahead(centre, its mean time)``: points further than radius 1 that radius 1 also
         offers (asked once per centre; ``None``: none).
+    confirm:
+        A faster point is a :attr:`suspect` until measured again (:meth:`recheck`).
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class Droplet:
         serial: Callable[[Point, float], Sequence[Point]] | None = None,
         max_radius: int | None = None,
         lookahead: Callable[[Point, float], Sequence[Point]] | None = None,
+        confirm: bool = False,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -85,6 +91,9 @@ class Droplet:
         self.donors = [d for d in donors if space.admits(d) and d != center]
         self.serial = serial
         self.lookahead = lookahead
+        self.confirm = confirm
+        self.suspect: Point | None = None  # with confirm: a faster point to be measured again
+        self._grow_if_rejected = False
         self._asked: dict[tuple[str, Point], tuple[Point, ...]] = {}  # a hook's points, by hook and centre
         self.radius = 1
         self.visited: set[Point] = {center}
@@ -222,9 +231,26 @@ class Droplet:
             if grow:
                 self.radius += 1
             return None
-        self.center, self.center_samples, self.radius = best, tuple(results[best]), 1
-        self.accepted.append(best)
-        return best
+        if self.confirm:
+            # if the recheck fails, the radius grows then as it would have now
+            self.suspect, self._grow_if_rejected = best, grow
+            return None
+        return self._move(best, results[best])
+
+    def recheck(self, samples: Sequence[float] | None) -> Point | None:
+        """The :attr:`suspect` measured again: move there if ``samples`` beat the centre too
+        (the centre's time is then these samples); return the new centre, if it moved."""
+        point, self.suspect = self.suspect, None
+        if point is None or not samples or not is_faster(samples, self.center_samples, self.p_value):
+            if point is not None and self._grow_if_rejected:
+                self.radius += 1
+            return None
+        return self._move(point, samples)
+
+    def _move(self, point: Point, samples: Sequence[float]) -> Point:
+        self.center, self.center_samples, self.radius = point, tuple(samples), 1
+        self.accepted.append(point)
+        return point
 
     def _beats_centre(self, samples: Sequence[float], control: Sequence[float] | None) -> bool:
         if control and len(control) >= 2 and len(samples) == len(control):

@@ -9,7 +9,8 @@ same for one descent. A descent screens up to ``depth`` neighbours at a radius (
 several) before its radius grows. With ``paired``, each descent's
 centre is re-timed in the same batch as the control of its neighbours. With ``lookahead``, each
 centre's radius 1 also holds the points of a walk along the cost model's predictions
-(:meth:`DescentDriver._walk`).
+(:meth:`DescentDriver._walk`). With ``confirm``, a descent's best faster point is measured again,
+alone in the descent's next batch share, before the descent moves there.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Descent:
     known: dict[Point, Samples] = field(default_factory=dict)  # the batch in flight's answered points
     screened: int = 0  # neighbours measured at the current radius since the last move
     last_look: bool = True  # the batch in flight is this radius's last: no move then grows the radius
+    rechecking: bool = False  # the batch in flight measures the droplet's suspect again (confirm)
 
 
 class DescentDriver:
@@ -76,7 +78,7 @@ class DescentDriver:
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
                  donors: int = 0, serial_below: float | None = None, max_radius: int | None = None,
                  lookahead: Callable[[], int] = lambda: 0,
-                 predict: Callable[[list[Schedule]], Sequence[float]] | None = None) -> None:
+                 predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool = False) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -97,9 +99,11 @@ class DescentDriver:
         self.max_radius = max_radius  # a descent converges past it (None: where its space's ranges end)
         self.lookahead = lookahead  # steps of the cost model's walk for a descent starting now (0: none)
         self.predict = predict  # the cost model's scores of schedules (higher: faster)
+        self.confirm = confirm  # a faster point is measured again before a descent moves there
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
+        self.done: list[Descent] = []  # converged, in order
         self.in_flight: dict[int, Descent] = {}  # descents with candidates in the batch in flight
         self.descended: set[int] = set()  # keys of every schedule a descent started from or proposed
         self.seeds_used = 0
@@ -145,7 +149,8 @@ class DescentDriver:
                 steps = self.lookahead() if self.predict is not None else 0
                 walk = partial(self._walk, m.trace, space, steps, two_site) if steps else None
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
-                                  two_site, self.new_seed() if two_site else 0, donors, serial, self.max_radius, walk)
+                                  two_site, self.new_seed() if two_site else 0, donors, serial, self.max_radius, walk,
+                                  confirm=self.confirm)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue
@@ -276,6 +281,7 @@ class DescentDriver:
                 logger.info("droplet %s: descent %d converged at %.4g ms after %d accepted moves",
                             self.task_name, descent.number, droplet.best_time * 1e3, len(droplet.accepted))
                 self.active.remove(descent)
+                self.done.append(descent)
                 continue
             self.in_flight[descent.number] = descent
             batch.extend(picked)
@@ -286,12 +292,18 @@ class DescentDriver:
         """Up to ``slots`` candidates of one descent; ``None`` once it has converged."""
         droplet = descent.droplet
         while True:
+            if droplet.suspect is not None:
+                again = self._again(descent, droplet.suspect)
+                if again is not None:  # measured alone: the next neighbours depend on the move
+                    descent.known, descent.rechecking = {}, True
+                    return [again]
+                droplet.recheck(None)  # replayed before, so not expected: not confirmed
             proposals = droplet.proposals(min(self.fill, slots))
             if not proposals:
                 return None
             known, fresh = self._replay(descent, proposals, measured)
             # paired: one slot re-times the centre, the control of this descent's pairs
-            control = self._control(descent) if self.paired and slots >= 2 and fresh else None
+            control = self._again(descent, droplet.center) if self.paired and slots >= 2 and fresh else None
             room = slots - (control is not None)
             # a radius is screened as deeply as one lone full batch would: depth, less its control
             screen = depth - (1 if self.paired and depth >= 2 else 0)
@@ -356,12 +368,12 @@ class DescentDriver:
                 fresh.append((sch, Pending(key, trace, point)))
         return known, fresh
 
-    def _control(self, descent: Descent) -> Proposal | None:
-        """The centre's schedule, to be measured again beside its neighbours."""
-        droplet = descent.droplet
-        trace = with_point(descent.trace, droplet.space, droplet.center)
+    def _again(self, descent: Descent, point: Point) -> Proposal | None:
+        """``point``'s schedule, to be measured again: the centre beside its neighbours
+        (``paired``), or a suspect (``confirm``); its samples come back as the descent's control."""
+        trace = with_point(descent.trace, descent.droplet.space, point)
         sch = replay(self.mod, trace, self.postprocs, self.new_seed())
-        if sch is None:  # replayed before, so not expected; the batch then goes without a control
+        if sch is None:  # replayed before, so not expected; the batch then goes without it
             return None
         return sch, Pending(module_key(sch.mod), trace, control=True, descent=descent.number)
 
@@ -374,9 +386,26 @@ class DescentDriver:
             changed = sum(a != b for a, b in zip(before, droplet.center, strict=True))
             logger.info("droplet %s: descent %d moved to %.4g ms (%d sites changed)",
                         self.task_name, descent.number, droplet.best_time * 1e3, changed)
+        elif droplet.suspect is not None:
+            logger.info("droplet %s: descent %d found a point at %.4g ms (centre %.4g ms); measuring it again",
+                        self.task_name, descent.number, mean(results[droplet.suspect]) * 1e3, droplet.best_time * 1e3)
         if moved or droplet.radius != radius:
             descent.screened = 0
         descent.last_look = True
+
+    def _recheck(self, descent: Descent, samples: Samples) -> None:
+        droplet = descent.droplet
+        descent.rechecking, descent.last_look = False, True
+        radius = droplet.radius
+        if droplet.recheck(samples) is None:
+            if droplet.radius != radius:
+                descent.screened = 0
+            logger.info("droplet %s: descent %d: a faster point measured again at %s: not faster, no move",
+                        self.task_name, descent.number, "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms")
+            return
+        descent.screened = 0
+        logger.info("droplet %s: descent %d moved to %.4g ms, measured twice",
+                    self.task_name, descent.number, droplet.best_time * 1e3)
 
     def notify(self, results: dict[int, dict[Point, Samples]], controls: dict[int, Samples],
                timed_out: dict[int, list[Point]] | None = None) -> None:
@@ -391,6 +420,9 @@ class DescentDriver:
             if slow:
                 logger.info("droplet %s: descent %d will not repeat the moves of %d candidates that timed out",
                             self.task_name, number, len(slow))
+            if descent.rechecking:
+                self._recheck(descent, controls.get(number))
+                continue
             own = results.get(number, {})
             self._observe(descent, {**descent.known, **own}, controls.get(number), own)
         self.in_flight = {}

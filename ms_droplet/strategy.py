@@ -125,6 +125,7 @@ class _TaskState:
             fill=opts["fill_batch"], excessive=self.guard.excessive, donors=opts["donors"],
             serial_below=_BELOW[opts["serial_move"]], max_radius=opts["max_radius"],
             lookahead=self._lookahead, predict=None if cost_model is None else self._predict,
+            confirm=opts["confirm_moves"],
         )
         # the workload as written, measured once in the first batch (None: not, or done)
         small = opts["unscheduled"] is True or (opts["unscheduled"] == "auto" and self.guard.base <= UNSCHEDULED_FLOPS)
@@ -488,6 +489,14 @@ class _DropletSearch(PySearchStrategy):
         batch, and predicting costs milliseconds. Measured at 4 (six workloads, three seeds):
         kernels 1.000x the default's; most walks stopped after one step and no accepted move
         changed more than two sites, so off (docs/benchmarks.md).
+    confirm_moves : bool, default False
+        A descent's best point faster than its centre is measured again (a new build and load,
+        alone in the descent's next batch) and the descent moves there only if the new samples
+        beat the centre too, with them as the centre's time. Why: a candidate's samples are
+        taken back to back in one process, one draw of memory placement, which the acceptance
+        test cannot see; on DEP-1, whose kernels vary most between processes, the default's
+        tuning-time best re-timed 1.04-1.18x slower in three compares, evolutionary search's
+        0.95-1.09x (docs/benchmarks.md). The database keeps the first measurement too.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
@@ -594,6 +603,7 @@ class _DropletSearch(PySearchStrategy):
         descent_batch: int | None = None,
         max_radius: int | None = None,
         lookahead: int = 0,
+        confirm_moves: bool = False,
         fill_batch: int = 1,
         two_site_moves: int = 64,
         donors: int = 0,
@@ -621,6 +631,7 @@ class _DropletSearch(PySearchStrategy):
             "descent_batch": checks.integer(_OWNER, "descent_batch", descent_batch, 1, optional=True),
             "max_radius": checks.integer(_OWNER, "max_radius", max_radius, 1, optional=True),
             "lookahead": checks.integer(_OWNER, "lookahead", lookahead, 0),
+            "confirm_moves": checks.flag(_OWNER, "confirm_moves", confirm_moves),
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "donors": checks.integer(_OWNER, "donors", donors, 0),

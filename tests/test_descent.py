@@ -286,6 +286,30 @@ def test_radius_one_offers_the_lookahead_points_of_each_centre_and_a_faster_one_
     assert far not in droplet.proposals() and asked[-1] == (far, 1.0)
 
 
+def test_with_confirm_a_faster_point_is_a_suspect_until_measured_again():
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),), confirm=True)
+    proposals = droplet.proposals()
+    best = min(proposals, key=cost)
+    assert droplet.observe({p: (cost(p),) for p in proposals}) is None
+    assert droplet.suspect == best and droplet.center == start and droplet.radius == 1
+    # measured again and faster again: the move, timed by the new samples
+    assert droplet.recheck((cost(best) + 0.01,)) == best
+    assert droplet.center == best and droplet.best_time == pytest.approx(cost(best) + 0.01)
+    assert droplet.suspect is None and droplet.accepted == [best]
+    # measured again and no longer faster (a lucky first draw): no move; the radius grows as
+    # the batch that found it, its last look at radius 1, would have made it
+    proposals = droplet.proposals()
+    lucky = proposals[0]
+    droplet.observe({p: ((0.5,) if p == lucky else (99.0,)) for p in proposals}, grow=True)
+    assert droplet.suspect == lucky and droplet.radius == 1
+    assert droplet.recheck((cost(best) + 1.0,)) is None
+    assert droplet.center == best and droplet.radius == 2 and droplet.accepted == [best]
+    # a failed re-measurement is no move either
+    droplet.observe({p: (0.5,) for p in droplet.proposals()[:1]}, grow=False)
+    assert droplet.recheck(None) is None and droplet.radius == 2 and droplet.center == best
+
+
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver

@@ -342,6 +342,49 @@ def test_lookahead_reaches_the_optimum_in_fewer_trials():
     assert walked < plain, (walked, plain)
 
 
+def _confirmed_run(confirm: bool, second_draw: float):
+    """(batches of schedule keys, batches of times, task state) of a run in which every schedule
+    measured again takes ``second_draw`` times its landscape time (a fault injected: a lucky
+    first draw when above 1)."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1,
+                                        confirm_moves=confirm)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    seen: set[int] = set()
+    keys, times = [], []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        batch = [p.key for p in state.pending]
+        secs = [synthetic_seconds(c.sch) * (second_draw if k in seen else 1.0) for c, k in zip(cands, batch, strict=True)]
+        seen.update(batch)
+        keys.append(batch)
+        times.append(secs)
+        ctx.notify_runner_results(cands, [ms.runner.RunnerResult([t] * 2, None) for t in secs])
+    ctx.post_tuning()
+    return keys, times, state
+
+
+def _moves(state) -> int:
+    return sum(len(d.droplet.accepted) for d in state.descents.done + state.descents.active)
+
+
+def _measured_again(keys) -> int:
+    """Batches that measured one schedule measured before."""
+    return sum(len(batch) == 1 and batch[0] in {k for b in keys[:i] for k in b} for i, batch in enumerate(keys))
+
+
+def test_confirm_moves_measures_each_faster_point_again_before_the_descent_moves_there():
+    keys, times, state = _confirmed_run(confirm=True, second_draw=1.0)
+    assert min(t for b in times for t in b) == pytest.approx(OPTIMUM), "the descent still reaches the optimum"
+    assert _moves(state) == _measured_again(keys) >= 2, "each move came after a batch that measured its point again"
+    # a point whose second measurement is slower (its first was luck) is never moved to
+    keys, _, lucky = _confirmed_run(confirm=True, second_draw=1.5)
+    assert _moves(lucky) == 0 and lucky.descents.started == 1
+    assert _measured_again(keys) >= 1, "faster points were found, and measured again"
+    _, plain_times, plain = _confirmed_run(confirm=False, second_draw=1.5)
+    assert _moves(plain) >= 2 and min(t for b in plain_times for t in b) == pytest.approx(OPTIMUM)
+
+
 def _first_descent_donors(cost_model):
     """(donor points of the first descent, the points of the 3 fastest other explored schedules of
     its seed's design space, its centre)."""
