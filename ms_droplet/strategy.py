@@ -497,6 +497,8 @@ class _DropletSearch(PySearchStrategy):
         test cannot see; on DEP-1, whose kernels vary most between processes, the default's
         tuning-time best re-timed 1.04-1.18x slower in three compares, evolutionary search's
         0.95-1.09x (docs/benchmarks.md). The database keeps the first measurement too.
+        Measured on DEP-1, GMM-2 and C1D-0 (three seeds): kernels 0.969x the default's
+        (GMM-2 1.018x); off until the other three workloads are measured.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
