@@ -59,7 +59,6 @@ class Descent:
     known: dict[Point, Samples] = field(default_factory=dict)  # the batch in flight's answered points
     screened: int = 0  # neighbours measured at the current radius since the last move
     last_look: bool = True  # the batch in flight is this radius's last: no move then grows the radius
-    rechecking: bool = False  # the batch in flight measures the droplet's suspect again (confirm)
 
 
 class DescentDriver:
@@ -295,7 +294,6 @@ class DescentDriver:
             if droplet.suspect is not None:
                 again = self._again(descent, droplet.suspect)
                 if again is not None:  # measured alone: the next neighbours depend on the move
-                    descent.known, descent.rechecking = {}, True
                     return [again]
                 droplet.recheck(None)  # replayed before, so not expected: not confirmed
             proposals = droplet.proposals(min(self.fill, slots))
@@ -395,7 +393,7 @@ class DescentDriver:
 
     def _recheck(self, descent: Descent, samples: Samples) -> None:
         droplet = descent.droplet
-        descent.rechecking, descent.last_look = False, True
+        descent.last_look = True
         radius = droplet.radius
         if droplet.recheck(samples) is None:
             if droplet.radius != radius:
@@ -420,7 +418,8 @@ class DescentDriver:
             if slow:
                 logger.info("droplet %s: descent %d will not repeat the moves of %d candidates that timed out",
                             self.task_name, number, len(slow))
-            if descent.rechecking:
+            # a suspect is measured again alone before any more neighbours: this batch was that
+            if descent.droplet.suspect is not None:
                 self._recheck(descent, controls.get(number))
                 continue
             own = results.get(number, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
@@ -120,11 +121,12 @@ class _TaskState:
         self.descents = DescentDriver(
             self.mod, self.postprocs, context.task_name, p_value=opts["p_value"], min_gain=opts["min_gain"],
             paired=opts["paired"], num_seeds=opts["num_seeds"], new_seed=self._new_seed, rank=self._rank,
-            per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"], two_site=self._two_site,
+            per_batch=opts["descents_per_batch"], diverse_seeds=opts["diverse_seeds"],
+            two_site=partial(self._once_model_ranks, "two_site_moves"),
             avoid_timed_out_moves=opts["avoid_timed_out_moves"], singles_first=opts["singles_first"] == "always",
             fill=opts["fill_batch"], excessive=self.guard.excessive, donors=opts["donors"],
             serial_below=_BELOW[opts["serial_move"]], max_radius=opts["max_radius"],
-            lookahead=self._lookahead, predict=None if cost_model is None else self._predict,
+            lookahead=partial(self._once_model_ranks, "lookahead"), predict=None if cost_model is None else self._predict,
             confirm=opts["confirm_moves"],
         )
         # the workload as written, measured once in the first batch (None: not, or done)
@@ -186,15 +188,12 @@ class _TaskState:
     def _wanted(self, key: int, taken: set[int], mod) -> bool:
         return key not in self.measured and key not in taken and not self.guard.excessive(mod, key)
 
-    def _two_site(self) -> int:
-        """Two-site moves are screened by the cost model: before it has trained (or without one)
-        they would only crowd the descent's own one-site moves out of its batches. It is the run's:
-        on a model it has trained on every task's results."""
-        return self.opts["two_site_moves"] if model_ranks(self.cost_model, self.group.results) else 0
-
-    def _lookahead(self) -> int:
-        """Steps of the cost model's walk from each centre, once it has trained (as two-site moves)."""
-        return self.opts["lookahead"] if model_ranks(self.cost_model, self.group.results) else 0
+    def _once_model_ranks(self, option: str) -> int:
+        """``option`` (two-site moves, the walk's steps) once the cost model has trained, else 0:
+        before (or without one) two-site moves would only crowd the descent's own one-site moves
+        out of its batches, and a walk would follow noise. It is the run's: on a model it has
+        trained on every task's results."""
+        return self.opts[option] if model_ranks(self.cost_model, self.group.results) else 0
 
     def _predict(self, schedules: list[Schedule]) -> np.ndarray:
         """The cost model's scores (higher: predicted faster)."""

@@ -52,9 +52,11 @@ def landscape(candidates):
     return [ms.runner.RunnerResult([synthetic_seconds(c.sch)] * 2, None) for c in candidates]
 
 
-def run(strategy, max_trials, per_iter, database=None, cost_model=None, mod=None, keys=None, space_generator=None):
+def run(strategy, max_trials, per_iter, database=None, cost_model=None, mod=None, keys=None, space_generator=None,
+        answer=landscape):
     """The generate/notify loop on ``mod`` (default a matmul); returns the batches of times and the
-    task state before post_tuning. ``keys``: a list each batch's schedule keys are appended to."""
+    task state before post_tuning. ``keys``: a list each batch's schedule keys are appended to;
+    ``answer``: the runner results of a batch's candidates."""
     ctx = make_context(mod if mod is not None else matmul_mod(), target_cpu(), strategy,
                        space_generator=space_generator)
     ctx.pre_tuning(max_trials, per_iter, ctx.generate_design_space(), database, cost_model)
@@ -63,7 +65,7 @@ def run(strategy, max_trials, per_iter, database=None, cost_model=None, mod=None
     while (cands := ctx.generate_measure_candidates()) is not None:
         if keys is not None:
             keys.append([p.key for p in state.pending])
-        results = landscape(cands)
+        results = answer(cands)
         if database is not None:
             wl = database.commit_workload(ctx.mod)
             for c, r in zip(cands, results, strict=True):
@@ -152,7 +154,7 @@ def test_tasks_tuned_together_plan_their_exploration_from_their_share():
     # the run's cost model has trained on both tasks' results: past its warm-up, though neither
     # task has had 100 of its own, so two-site moves are ranked by it and join the descents
     assert split[0].group is split[1].group and split[0].group.results == sum(s.sent for s in split) >= 100
-    assert all(s.sent < 100 and s._two_site() == 64 for s in split)
+    assert all(s.sent < 100 and s._once_model_ranks("two_site_moves") == 64 for s in split)
     # a task set up after those started is a run of its own
     alone = ms_droplet.DropletSearch(explore="replay", seed=3)
     ctx = make_context(matmul_mod(), target_cpu(), alone)
@@ -348,19 +350,15 @@ def _confirmed_run(confirm: bool, second_draw: float):
     first draw when above 1)."""
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1,
                                         confirm_moves=confirm)
-    ctx = make_context(matmul_mod(), target_cpu(), strategy)
-    ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, None)
-    state = strategy._state
     seen: set[int] = set()
-    keys, times = [], []
-    while (cands := ctx.generate_measure_candidates()) is not None:
-        batch = [p.key for p in state.pending]
-        secs = [synthetic_seconds(c.sch) * (second_draw if k in seen else 1.0) for c, k in zip(cands, batch, strict=True)]
-        seen.update(batch)
-        keys.append(batch)
-        times.append(secs)
-        ctx.notify_runner_results(cands, [ms.runner.RunnerResult([t] * 2, None) for t in secs])
-    ctx.post_tuning()
+
+    def answer(cands):
+        secs = [synthetic_seconds(c.sch) * (second_draw if module_key(c.sch.mod) in seen else 1.0) for c in cands]
+        seen.update(module_key(c.sch.mod) for c in cands)
+        return [ms.runner.RunnerResult([t] * 2, None) for t in secs]
+
+    keys = []
+    times, state = run(strategy, 2000, 32, keys=keys, answer=answer)
     return keys, times, state
 
 
