@@ -193,14 +193,11 @@ class DescentDriver:
         sch = replay(self.mod, with_point(trace, space, centre), self.postprocs, 1)
         if sch is None or not has_parallel_loop(sch.mod):
             return []
-        positions = [s.position for s in space.sites]
         found: list[Proposal] = []
         keys: set[int] = set()
         for point in serial_candidates(space, centre):
-            candidate = with_point(trace, space, point)
-            sch = replay(self.mod, candidate, self.postprocs, 1)
-            # an invalid compute location replays as another one: that point is its alias
-            if sch is None or read_point(sch.trace, positions) != point or has_parallel_loop(sch.mod):
+            candidate, sch = self._as_itself(trace, space, point, 1)
+            if sch is None or has_parallel_loop(sch.mod):
                 continue
             key = module_key(sch.mod)
             if key not in keys:
@@ -225,14 +222,13 @@ class DescentDriver:
         best-measured schedule, and scored it above every neighbour in the first trial runs (GMM-2).
         Measured on the bench: most walks stop after their first step (docs/benchmarks.md).
         """
-        positions = [s.position for s in space.sites]
         rng = random.Random(self.new_seed())
         path, score, seen = [centre], -float("inf"), {centre}
         while len(path) <= steps:
             near = [p for p in dict.fromkeys(neighbours(space, path[-1], 1)
                                              + two_site_neighbours(space, path[-1], two_site, rng)) if p not in seen]
             seen.update(near)
-            scored = self._scored(trace, space, positions, near)
+            scored = self._scored(trace, space, near)
             if not scored:
                 break
             best, best_score = max(scored, key=lambda x: x[1])
@@ -244,13 +240,12 @@ class DescentDriver:
                     self.task_name, time * 1e3, len(path) - 1)
         return path[1:]
 
-    def _scored(self, trace: Trace, space: DecisionSpace, positions: list[int],
-                points: list[Point]) -> list[tuple[Point, float]]:
+    def _scored(self, trace: Trace, space: DecisionSpace, points: list[Point]) -> list[tuple[Point, float]]:
         """``points`` that replay as themselves, each with the cost model's score."""
         found: list[tuple[Point, Schedule]] = []
         for point in points:
-            sch = replay(self.mod, with_point(trace, space, point), self.postprocs, 1)
-            if sch is not None and read_point(sch.trace, positions) == point:
+            sch = self._as_itself(trace, space, point, 1)[1]
+            if sch is not None:
                 found.append((point, sch))
         if not found:
             return []
@@ -345,12 +340,9 @@ class DescentDriver:
         known: dict[Point, Samples] = {}
         fresh: list[Proposal] = []
         fresh_keys: set[int] = set()
-        positions = [s.position for s in droplet.space.sites]
         for point in proposals:
-            trace = with_point(descent.trace, droplet.space, point)
-            sch = replay(self.mod, trace, self.postprocs, self.new_seed())
-            # A compute location that is not valid replays as another one: an alias, not a point.
-            if sch is None or read_point(sch.trace, positions) != point:
+            trace, sch = self._as_itself(descent.trace, droplet.space, point, self.new_seed())
+            if sch is None:
                 known[point] = None
                 continue
             key = module_key(sch.mod)
@@ -365,6 +357,16 @@ class DescentDriver:
                 fresh_keys.add(key)
                 fresh.append((sch, Pending(key, trace, point)))
         return known, fresh
+
+    def _as_itself(self, trace: Trace, space: DecisionSpace, point: Point,
+                   seed: int) -> tuple[Trace, Schedule | None]:
+        """``point``'s trace, and its schedule, or ``None`` if it fails to replay or replays as
+        another point: a compute location that is not valid replays as a valid one (an alias)."""
+        candidate = with_point(trace, space, point)
+        sch = replay(self.mod, candidate, self.postprocs, seed)
+        if sch is None or read_point(sch.trace, [s.position for s in space.sites]) != point:
+            return candidate, None
+        return candidate, sch
 
     def _again(self, descent: Descent, point: Point) -> Proposal | None:
         """``point``'s schedule, to be measured again: the centre beside its neighbours

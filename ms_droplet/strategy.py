@@ -488,16 +488,17 @@ class _DropletSearch(PySearchStrategy):
         batch, and predicting costs milliseconds. Measured at 4 (six workloads, three seeds):
         kernels 1.000x the default's; most walks stopped after one step and no accepted move
         changed more than two sites, so off (docs/benchmarks.md).
-    confirm_moves : bool, default False
+    confirm_moves : bool, default True
         A descent's best point faster than its centre is measured again (a new build and load,
         alone in the descent's next batch) and the descent moves there only if the new samples
         beat the centre too, with them as the centre's time. Why: a candidate's samples are
         taken back to back in one process, one draw of memory placement, which the acceptance
-        test cannot see; on DEP-1, whose kernels vary most between processes, the default's
+        test cannot see; on DEP-1, whose kernels vary most between processes, the old default's
         tuning-time best re-timed 1.04-1.18x slower in three compares, evolutionary search's
         0.95-1.09x (docs/benchmarks.md). The database keeps the first measurement too.
-        Measured on DEP-1, GMM-2 and C1D-0 (three seeds): kernels 0.969x the default's
-        (GMM-2 1.018x); off until the other three workloads are measured.
+        Measured on the six workloads (three seeds, two re-timings): kernels 0.961x and 0.975x
+        those of ``False`` (13 of 18 same-seed pairs faster; DEP-1 and SFM-1 0.90-0.98x,
+        GMM-2 1.02-1.03x), so the default since 2026-12-04.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
@@ -604,7 +605,7 @@ class _DropletSearch(PySearchStrategy):
         descent_batch: int | None = None,
         max_radius: int | None = None,
         lookahead: int = 0,
-        confirm_moves: bool = False,
+        confirm_moves: bool = True,
         fill_batch: int = 1,
         two_site_moves: int = 64,
         donors: int = 0,

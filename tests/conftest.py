@@ -78,3 +78,26 @@ def measure(candidates, target, builder, runner):
 
     pairs = measure_schedules([c.sch for c in candidates], target, builder, runner)
     return [ms.runner.RunnerResult(None, error) if error else result for error, result in pairs]
+
+
+def measured_twice_unasked(batches, before=()) -> list[int]:
+    """Schedule keys measured again other than alone in a batch. A descent confirming a move
+    (``confirm_moves``, the default) measures its point again, alone; nothing else is measured
+    twice, neither within a run nor after ``before`` (the keys of an earlier run)."""
+    seen, out = set(before), []
+    for batch in batches:
+        for key in batch:
+            if key in seen and len(batch) != 1:
+                out.append(key)
+            seen.add(key)
+    return out
+
+
+def remeasured_on_purpose(work_dir) -> tuple[int, int]:
+    """From a run's logs: (paired descent batches that re-time their centre, logged when the
+    batch is made; faster points measured again to confirm a move, logged with the result)."""
+    from pathlib import Path
+
+    logs = "".join(p.read_text() for p in (Path(work_dir) / "logs").glob("*.log"))
+    return (logs.count("re-times its centre"),
+            logs.count(", measured twice") + logs.count("a faster point measured again at"))

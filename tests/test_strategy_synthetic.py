@@ -348,8 +348,8 @@ def _confirmed_run(confirm: bool, second_draw: float):
     """(batches of schedule keys, batches of times, task state) of a run in which every schedule
     measured again takes ``second_draw`` times its landscape time (a fault injected: a lucky
     first draw when above 1)."""
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1,
-                                        confirm_moves=confirm)
+    options = {} if confirm else {"confirm_moves": False}  # confirming is the default
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1, **options)
     seen: set[int] = set()
 
     def answer(cands):
