@@ -371,9 +371,8 @@ class DescentDriver:
     def _again(self, descent: Descent, point: Point) -> Proposal | None:
         """``point``'s schedule, to be measured again: the centre beside its neighbours
         (``paired``), or a suspect (``confirm``); its samples come back as the descent's control."""
-        trace = with_point(descent.trace, descent.droplet.space, point)
-        sch = replay(self.mod, trace, self.postprocs, self.new_seed())
-        if sch is None:  # replayed before, so not expected; the batch then goes without it
+        trace, sch = self._as_itself(descent.trace, descent.droplet.space, point, self.new_seed())
+        if sch is None:  # replayed as itself before, so not expected; the batch then goes without it
             return None
         return sch, Pending(module_key(sch.mod), trace, control=True, descent=descent.number)
 
@@ -395,17 +394,17 @@ class DescentDriver:
 
     def _recheck(self, descent: Descent, samples: Samples) -> None:
         droplet = descent.droplet
-        descent.last_look = True
         radius = droplet.radius
-        if droplet.recheck(samples) is None:
-            if droplet.radius != radius:
-                descent.screened = 0
+        moved = droplet.recheck(samples) is not None
+        if moved:
+            logger.info("droplet %s: descent %d moved to %.4g ms, measured twice",
+                        self.task_name, descent.number, droplet.best_time * 1e3)
+        else:
             logger.info("droplet %s: descent %d: a faster point measured again at %s: not faster, no move",
                         self.task_name, descent.number, "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms")
-            return
-        descent.screened = 0
-        logger.info("droplet %s: descent %d moved to %.4g ms, measured twice",
-                    self.task_name, descent.number, droplet.best_time * 1e3)
+        if moved or droplet.radius != radius:
+            descent.screened = 0
+        descent.last_look = True
 
     def notify(self, results: dict[int, dict[Point, Samples]], controls: dict[int, Samples],
                timed_out: dict[int, list[Point]] | None = None) -> None:
