@@ -57,8 +57,8 @@ def choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def flag_or_auto(owner: str, name: str, value: Any) -> bool | str:
-    """``value``, which must be ``True``, ``False`` or ``"auto"``."""
-    if value is True or value is False or value == "auto":
+def flag_or_auto(owner: str, name: str, value: Any, word: str = "auto") -> bool | str:
+    """``value``, which must be ``True``, ``False`` or ``word`` (``"auto"``)."""
+    if value is True or value is False or value == word:
         return value
-    raise _fail(owner, name, "True, False or 'auto'", value)
+    raise _fail(owner, name, f"True, False or {word!r}", value)

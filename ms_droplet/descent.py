@@ -14,7 +14,10 @@ the points of the caller's walk from the centre along its cost model's predictio
 radius 1 (ranked with the rest).
 With ``confirm``, the best faster point becomes a suspect instead of the centre; the caller
 measures it again and :meth:`Droplet.recheck` moves there only if the new samples beat the
-centre too.
+centre too. With ``confirm="retime"`` the droplet moves at once, and every centre (the seed too)
+is the suspect until measured again: :meth:`Droplet.recheck` then takes the new samples as the
+centre's time. A centre was chosen because its measurement was the fastest, so that
+measurement is biased low (the winner's curse), and a later neighbour must beat it.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
@@ -61,7 +64,8 @@ class Droplet:
         ``lookahead(centre, its mean time)``: points further than radius 1 that radius 1 also
         offers (asked once per centre; ``None``: none).
     confirm:
-        A faster point is a :attr:`suspect` until measured again (:meth:`recheck`).
+        ``True``: a faster point is a :attr:`suspect` until measured again (:meth:`recheck`);
+        ``"retime"``: every centre is, and its new samples become its time.
     """
 
     def __init__(
@@ -77,7 +81,7 @@ class Droplet:
         serial: Callable[[Point, float], Sequence[Point]] | None = None,
         max_radius: int | None = None,
         lookahead: Callable[[Point, float], Sequence[Point]] | None = None,
-        confirm: bool = False,
+        confirm: bool | str = False,
     ) -> None:
         if not space.admits(center):
             raise ValueError(f"the seed point {center!r} is not in its decision space")
@@ -91,8 +95,10 @@ class Droplet:
         self.donors = [d for d in donors if space.admits(d) and d != center]
         self.serial = serial
         self.lookahead = lookahead
-        self.confirm = confirm
-        self.suspect: Point | None = None  # with confirm: a faster point to be measured again
+        self.confirm = confirm is True
+        self.retime = confirm == "retime"
+        # with confirm: a faster point to be measured again; with retime: the centre
+        self.suspect: Point | None = center if self.retime else None
         self._grow_if_rejected = False
         self._asked: dict[tuple[str, Point], tuple[Point, ...]] = {}  # a hook's points, by hook and centre
         self.radius = 1
@@ -235,12 +241,20 @@ class Droplet:
             # if the recheck fails, the radius grows then as it would have now
             self.suspect, self._grow_if_rejected = best, grow
             return None
+        if self.retime:
+            self.suspect = best
         return self._move(best, results[best])
 
     def recheck(self, samples: Sequence[float] | None) -> Point | None:
         """The :attr:`suspect` measured again: move there if ``samples`` beat the centre too
-        (the centre's time is then these samples); return the new centre, if it moved."""
+        (the centre's time is then these samples); return the new centre, if it moved. With
+        ``retime`` the suspect is the centre: ``samples`` become its time (a failure leaves the
+        first ones), and nothing moves."""
         point, self.suspect = self.suspect, None
+        if self.retime:
+            if point == self.center and samples:
+                self.center_samples = tuple(samples)
+            return None
         if point is None or not samples or not is_faster(samples, self.center_samples, self.p_value):
             if point is not None and self._grow_if_rejected:
                 self.radius += 1

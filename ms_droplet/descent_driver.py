@@ -10,7 +10,8 @@ several) before its radius grows. With ``paired``, each descent's
 centre is re-timed in the same batch as the control of its neighbours. With ``lookahead``, each
 centre's radius 1 also holds the points of a walk along the cost model's predictions
 (:meth:`DescentDriver._walk`). With ``confirm``, a descent's best faster point is measured again,
-alone in the descent's next batch share, before the descent moves there.
+alone in the descent's next batch share, before the descent moves there; with ``confirm="retime"``
+the descent moves at once, and its seed and every centre it moves to are measured again so.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class DescentDriver:
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
                  donors: int = 0, serial_below: float | None = None, max_radius: int | None = None,
                  lookahead: Callable[[], int] = lambda: 0,
-                 predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool = False) -> None:
+                 predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool | str = False) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -98,7 +99,7 @@ class DescentDriver:
         self.max_radius = max_radius  # a descent converges past it (None: where its space's ranges end)
         self.lookahead = lookahead  # steps of the cost model's walk for a descent starting now (0: none)
         self.predict = predict  # the cost model's scores of schedules (higher: faster)
-        self.confirm = confirm  # a faster point is measured again before a descent moves there
+        self.confirm = confirm  # True: a faster point is measured again before a move; "retime": each centre after
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -395,6 +396,13 @@ class DescentDriver:
     def _recheck(self, descent: Descent, samples: Samples) -> None:
         droplet = descent.droplet
         radius = droplet.radius
+        if droplet.retime:
+            first = droplet.best_time
+            droplet.recheck(samples)
+            logger.info("droplet %s: descent %d re-timed its centre at %s (first %.4g ms)", self.task_name,
+                        descent.number, "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms", first * 1e3)
+            descent.last_look = True
+            return
         moved = droplet.recheck(samples) is not None
         if moved:
             logger.info("droplet %s: descent %d moved to %.4g ms, measured twice",

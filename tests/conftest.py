@@ -95,9 +95,11 @@ def measured_twice_unasked(batches, before=()) -> list[int]:
 
 def remeasured_on_purpose(work_dir) -> tuple[int, int]:
     """From a run's logs: (paired descent batches that re-time their centre, logged when the
-    batch is made; faster points measured again to confirm a move, logged with the result)."""
+    batch is made; faster points measured again to confirm a move, and centres measured again
+    with ``confirm_moves="retime"``, logged with the result)."""
     from pathlib import Path
 
     logs = "".join(p.read_text() for p in (Path(work_dir) / "logs").glob("*.log"))
     return (logs.count("re-times its centre"),
-            logs.count(", measured twice") + logs.count("a faster point measured again at"))
+            logs.count(", measured twice") + logs.count("a faster point measured again at")
+            + logs.count("re-timed its centre at"))

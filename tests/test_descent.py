@@ -310,6 +310,28 @@ def test_with_confirm_a_faster_point_is_a_suspect_until_measured_again():
     assert droplet.recheck(None) is None and droplet.radius == 2 and droplet.center == best
 
 
+def test_with_retime_each_centre_is_measured_again_and_timed_by_it():
+    start = ((16, 1, 1), 0)
+    lucky = cost(start) / 2  # the seed's first measurement: the fastest of an exploration, so a lucky one
+    plain = Droplet(SPACE, start, (lucky,))
+    proposals = plain.proposals()
+    results = {p: (cost(p),) for p in proposals}
+    assert plain.observe(results) is None, "against its lucky time, no neighbour of the seed is faster"
+    droplet = Droplet(SPACE, start, (lucky,), confirm="retime")
+    assert droplet.suspect == start, "the seed is measured again before its neighbours"
+    assert droplet.recheck((cost(start),)) is None and droplet.center == start
+    assert droplet.best_time == cost(start) and droplet.suspect is None
+    best = min(proposals, key=cost)
+    assert droplet.proposals() == proposals
+    # a faster neighbour: the move is made at once, and the new centre is measured again
+    assert droplet.observe(results) == best and droplet.center == best and droplet.accepted == [best]
+    assert droplet.suspect == best and droplet.best_time == cost(best)
+    assert droplet.recheck((cost(best) + 0.25,)) is None and droplet.best_time == cost(best) + 0.25
+    # a failed re-measurement leaves the first samples
+    droplet.observe({p: (0.5,) for p in droplet.proposals()[:1]})
+    assert droplet.suspect == droplet.center and droplet.recheck(None) is None and droplet.best_time == 0.5
+
+
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver

@@ -344,11 +344,11 @@ def test_lookahead_reaches_the_optimum_in_fewer_trials():
     assert walked < plain, (walked, plain)
 
 
-def _confirmed_run(confirm: bool, second_draw: float):
+def _confirmed_run(confirm: bool | str, second_draw: float):
     """(batches of schedule keys, batches of times, task state) of a run in which every schedule
     measured again takes ``second_draw`` times its landscape time (a fault injected: a lucky
     first draw when above 1)."""
-    options = {} if confirm else {"confirm_moves": False}  # confirming is the default
+    options = {} if confirm is True else {"confirm_moves": confirm}  # confirming is the default
     strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1, **options)
     seen: set[int] = set()
 
@@ -381,6 +381,19 @@ def test_confirm_moves_measures_each_faster_point_again_before_the_descent_moves
     assert _measured_again(keys) >= 1, "faster points were found, and measured again"
     _, plain_times, plain = _confirmed_run(confirm=False, second_draw=1.5)
     assert _moves(plain) >= 2 and min(t for b in plain_times for t in b) == pytest.approx(OPTIMUM)
+
+
+def test_retime_moves_at_once_and_measures_every_centre_again():
+    keys, times, state = _confirmed_run(confirm="retime", second_draw=1.0)
+    assert min(t for b in times for t in b) == pytest.approx(OPTIMUM), "the descent reaches the optimum"
+    moves = _moves(state)
+    assert moves >= 2 and _measured_again(keys) == moves + state.descents.started, "the seed and each centre"
+    # second measurements slower than the first (lucky first draws): the moves are made all the same,
+    # where confirm_moves=True made none (above)
+    _, lucky_times, lucky = _confirmed_run(confirm="retime", second_draw=1.5)
+    assert _moves(lucky) >= 2 and min(t for b in lucky_times for t in b) == pytest.approx(OPTIMUM)
+    centre = lucky.descents.active[0] if lucky.descents.active else lucky.descents.done[0]
+    assert centre.droplet.best_time == pytest.approx(1.5 * OPTIMUM), "its time is the second measurement's"
 
 
 def _first_descent_donors(cost_model):
