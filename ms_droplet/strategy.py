@@ -488,7 +488,7 @@ class _DropletSearch(PySearchStrategy):
         batch, and predicting costs milliseconds. Measured at 4 (six workloads, three seeds):
         kernels 1.000x the default's; most walks stopped after one step and no accepted move
         changed more than two sites, so off (docs/benchmarks.md).
-    confirm_moves : bool, default True
+    confirm_moves : {True, False, "retime"}, default True
         A descent's best point faster than its centre is measured again (a new build and load,
         alone in the descent's next batch) and the descent moves there only if the new samples
         beat the centre too, with them as the centre's time. Why: a candidate's samples are
@@ -498,7 +498,10 @@ class _DropletSearch(PySearchStrategy):
         0.95-1.09x (docs/benchmarks.md). The database keeps the first measurement too.
         Measured on the six workloads (three seeds, two re-timings): kernels 0.961x and 0.975x
         those of ``False`` (13 of 18 same-seed pairs faster; DEP-1 and SFM-1 0.90-0.98x,
-        GMM-2 1.02-1.03x), so the default since 2026-12-04.
+        GMM-2 1.02-1.03x), so the default since 2026-12-04. ``"retime"``: the descent moves at
+        once, and its seed and every point it moves to are measured again so, those samples then
+        the centre's time: a centre is chosen because its measurement was the fastest, so that
+        measurement is lucky (the winner's curse), and a neighbour is judged against it.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to

@@ -454,3 +454,52 @@ def test_plateau_reads_each_runs_best_after_half_all_and_ten_times_the_budget(tm
     assert text in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no run at N=7"):
         plateau.main(["--results", str(tmp_path), "--n", "7"])
+
+
+LOG = """\
+droplet main: descent 1 from a seed at 0.5182 ms over 9 sites (design space 643f22, 26 instructions)
+droplet main: descent 1 found a point at 0.4556 ms (centre 0.5182 ms); measuring it again
+droplet main: descent 1: a faster point measured again at 0.5048 ms: not faster, no move
+droplet main: descent 1 found a point at 0.4843 ms (centre 0.5182 ms); measuring it again
+droplet main: descent 1 moved to 0.4901 ms, measured twice
+droplet main: descent 2 from a seed at 0.6 ms over 9 sites (design space 643f22, 26 instructions)
+droplet main: descent 2 re-timed its centre at 0.61 ms (first 0.6 ms)
+droplet main: descent 2 moved to 0.55 ms (2 sites changed)
+droplet main: descent 2 re-timed its centre at a failure (first 0.55 ms)
+droplet main: descent 2 moved to 0.5 ms
+"""
+
+
+def test_moves_reads_each_descents_decisions_and_the_centre_they_were_judged_against():
+    assert _bench("moves").decisions(LOG) == [
+        {"kind": "refused", "first": "0.4556", "centre": "0.5182", "again": "0.5048"},
+        {"kind": "confirmed", "first": "0.4843", "centre": "0.5182", "again": "0.4901"},
+        {"kind": "moved", "first": "0.55", "centre": "0.61", "again": None},  # the re-timed centre's time
+        {"kind": "moved", "first": "0.5", "centre": "0.55", "again": None},  # a failed re-time keeps the first
+    ]
+
+
+def test_moves_retimes_each_moves_point_beside_its_centre(tmp_path, target, builder, runner, capsys):
+    from tvm.s_tir import meta_schedule as ms
+
+    import ms_droplet
+    from ms_droplet.workloads import get_workload
+
+    work_dir = tmp_path / "work"
+    strategy = ms_droplet.DropletSearch(confirm_moves="retime", explore="replay", explore_trials=8, seed=0)
+    ms.tune_tir(get_workload("GMM-0").mod, target, str(work_dir), max_trials_global=24, num_trials_per_iter=8,
+                strategy=strategy, builder=builder, runner=runner, seed=0)
+    contender = "droplet:confirm_moves=retime@N"
+    run = {"workload": "GMM-0", "contender": contender, "n": 24, "seed": 0, "work_dir": str(work_dir)}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
+    moves = _bench("moves")
+    made = moves.decisions("".join(p.read_text() for p in (work_dir / "logs").glob("*scheduler.log")))
+    assert made, "the descent moved at least once"
+    assert moves.main(["--results", str(tmp_path), "--n", "24", "--contenders", contender, "--workloads", "GMM-0",
+                       "--processes", "2", "--rounds", "1"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "moves-N24.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["first"], r["centre"]) for r in rows] == [(d["kind"], d["first"], d["centre"]) for d in made]
+    for r in rows:
+        assert 0 < r["point_ms"] < 50 and 0 < r["centre_ms"] < 50
+        assert r["ratio"] == pytest.approx(r["point_ms"] / r["centre_ms"])
+    assert f"| {contender} | moved | {len(rows)} |" in (tmp_path / "moves-N24.md").read_text()
