@@ -120,13 +120,15 @@ def main(argv=None) -> int:
                 log = "".join(p.read_text() for p in sorted((Path(run["work_dir"]) / "logs").glob("*scheduler.log")))
                 label = run_label(run["contender"], run.get("seed", 0))
                 for decision in decisions(log):
-                    point = _where(means, decision["first"])
-                    centre = _where(means, decision["centre"], point[0]) if point else []
-                    if not centre:
+                    # the point: its first record measured after a record of the centre (times are
+                    # logged to 4 digits, and another schedule may share them)
+                    pairs = [(p, c[-1]) for p in _where(means, decision["first"])
+                             if (c := _where(means, decision["centre"], p))]
+                    if not pairs:
                         print(f"  {workload} {label}: no record at {decision}; skipped", flush=True)
                         continue
                     names = []
-                    for index in (point[0], centre[-1]):
+                    for index in pairs[0]:
                         name = f"{label}:{index}"
                         if name not in libraries:
                             sch = tvm.s_tir.Schedule(wl.mod)
