@@ -69,17 +69,21 @@ def _records(work_dir: str):
     """The run's tuning records in the order they were measured, and each one's mean time (ms, or None)."""
     from tvm.s_tir import meta_schedule as ms
 
+    from ms_droplet.report import RECORDS, WORKLOADS
+    from ms_droplet.stats import mean
+    from ms_droplet.trace import run_samples
+
     root = Path(work_dir)
     workloads = [ms.database.Workload.from_json(json.loads(line))
-                 for line in (root / "database_workload.json").read_text().splitlines() if line.strip()]
+                 for line in (root / WORKLOADS).read_text().splitlines() if line.strip()]
     records, means = [], []
-    for line in (root / "database_tuning_record.json").read_text().splitlines():
+    for line in (root / RECORDS).read_text().splitlines():
         if not line.strip():
             continue
         index, record = json.loads(line)
         records.append(ms.database.TuningRecord.from_json(record, workloads[index]))
-        secs = record[1]
-        means.append(statistics.mean(secs) * 1e3 if secs and max(secs) < 1e9 else None)
+        samples = run_samples(record[1])  # the strategy's own reading of a record, so its logged means match
+        means.append(mean(samples) * 1e3 if samples else None)
     return records, means
 
 

@@ -395,21 +395,18 @@ class DescentDriver:
 
     def _recheck(self, descent: Descent, samples: Samples) -> None:
         droplet = descent.droplet
-        radius = droplet.radius
-        if droplet.retime:
-            first = droplet.best_time
-            droplet.recheck(samples)
-            logger.info("droplet %s: descent %d re-timed its centre at %s (first %.4g ms)", self.task_name,
-                        descent.number, "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms", first * 1e3)
-            descent.last_look = True
-            return
+        radius, first = droplet.radius, droplet.best_time
         moved = droplet.recheck(samples) is not None
-        if moved:
+        again = "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms"
+        if droplet.retime:  # the centre measured again: its time, no move
+            logger.info("droplet %s: descent %d re-timed its centre at %s (first %.4g ms)",
+                        self.task_name, descent.number, again, first * 1e3)
+        elif moved:
             logger.info("droplet %s: descent %d moved to %.4g ms, measured twice",
                         self.task_name, descent.number, droplet.best_time * 1e3)
         else:
             logger.info("droplet %s: descent %d: a faster point measured again at %s: not faster, no move",
-                        self.task_name, descent.number, "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms")
+                        self.task_name, descent.number, again)
         if moved or droplet.radius != radius:
             descent.screened = 0
         descent.last_look = True
