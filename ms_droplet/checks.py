@@ -57,8 +57,10 @@ def choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def flag_or_auto(owner: str, name: str, value: Any, word: str = "auto") -> bool | str:
-    """``value``, which must be ``True``, ``False`` or ``word`` (``"auto"``)."""
-    if value is True or value is False or value == word:
+def flag_or_auto(owner: str, name: str, value: Any, *words: str) -> bool | str:
+    """``value``, which must be ``True``, ``False`` or one of ``words`` (default ``"auto"``)."""
+    words = words or ("auto",)
+    if value is True or value is False or (isinstance(value, str) and value in words):
         return value
-    raise _fail(owner, name, f"True, False or {word!r}", value)
+    allowed = ["True", "False", *map(repr, words)]
+    raise _fail(owner, name, ", ".join(allowed[:-1]) + " or " + allowed[-1], value)

@@ -16,7 +16,7 @@ With ``confirm``, the best faster point becomes a suspect instead of the centre;
 measures it again and :meth:`Droplet.recheck` moves there only if the new samples beat the
 centre too. With ``confirm="retime"`` the droplet moves at once, and every centre (the seed too)
 is the suspect until measured again: :meth:`Droplet.recheck` then takes the new samples as the
-centre's time. A centre was chosen because its measurement was the fastest, so that
+centre's time. ``confirm="both"`` confirms moves and re-times the seed. A centre was chosen because its measurement was the fastest, so that
 measurement is biased low (the winner's curse), and a later neighbour must beat it.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
@@ -65,7 +65,9 @@ class Droplet:
         offers (asked once per centre; ``None``: none).
     confirm:
         ``True``: a faster point is a :attr:`suspect` until measured again (:meth:`recheck`);
-        ``"retime"``: every centre is, and its new samples become its time.
+        ``"retime"``: every centre is, and its new samples become its time; ``"both"``: a faster
+        point is, and so is the seed (a centre reached by a confirmed move is already timed by
+        its second measurement).
     """
 
     def __init__(
@@ -95,10 +97,11 @@ class Droplet:
         self.donors = [d for d in donors if space.admits(d) and d != center]
         self.serial = serial
         self.lookahead = lookahead
-        self.confirm = confirm is True
+        self.confirm = confirm is True or confirm == "both"
         self.retime = confirm == "retime"
-        # with confirm: a faster point to be measured again; with retime: the centre
-        self.suspect: Point | None = center if self.retime else None
+        # a point to be measured again: a faster one (confirm), or the centre (the seed with
+        # "both"; with retime, every centre)
+        self.suspect: Point | None = center if confirm in ("retime", "both") else None
         self._grow_if_rejected = False
         self._asked: dict[tuple[str, Point], tuple[Point, ...]] = {}  # a hook's points, by hook and centre
         self.radius = 1
@@ -248,11 +251,11 @@ class Droplet:
     def recheck(self, samples: Sequence[float] | None) -> Point | None:
         """The :attr:`suspect` measured again: move there if ``samples`` beat the centre too
         (the centre's time is then these samples); return the new centre, if it moved. With
-        ``retime`` the suspect is the centre: ``samples`` become its time (a failure leaves the
-        first ones), and nothing moves."""
+        ``retime`` (and for the seed with ``"both"``) the suspect is the centre: ``samples``
+        become its time (a failure leaves the first ones), and nothing moves."""
         point, self.suspect = self.suspect, None
-        if self.retime:
-            if point == self.center and samples:
+        if point == self.center:
+            if samples:
                 self.center_samples = tuple(samples)
             return None
         if point is None or not samples or not is_faster(samples, self.center_samples, self.p_value):

@@ -11,7 +11,8 @@ centre is re-timed in the same batch as the control of its neighbours. With ``lo
 centre's radius 1 also holds the points of a walk along the cost model's predictions
 (:meth:`DescentDriver._walk`). With ``confirm``, a descent's best faster point is measured again,
 alone in the descent's next batch share, before the descent moves there; with ``confirm="retime"``
-the descent moves at once, and its seed and every centre it moves to are measured again so.
+the descent moves at once, and its seed and every centre it moves to are measured again so; with
+``confirm="both"`` moves are confirmed and the seed is measured again.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class DescentDriver:
         self.max_radius = max_radius  # a descent converges past it (None: where its space's ranges end)
         self.lookahead = lookahead  # steps of the cost model's walk for a descent starting now (0: none)
         self.predict = predict  # the cost model's scores of schedules (higher: faster)
-        self.confirm = confirm  # True: a faster point is measured again before a move; "retime": each centre after
+        self.confirm = confirm  # True: a faster point is measured again before a move; "retime": each centre after; "both": True and the seed
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -395,10 +396,10 @@ class DescentDriver:
 
     def _recheck(self, descent: Descent, samples: Samples) -> None:
         droplet = descent.droplet
-        radius, first = droplet.radius, droplet.best_time
+        radius, first, retimed = droplet.radius, droplet.best_time, droplet.suspect == droplet.center
         moved = droplet.recheck(samples) is not None
         again = "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms"
-        if droplet.retime:  # the centre measured again: its time, no move
+        if retimed:  # the centre measured again: its time, no move
             logger.info("droplet %s: descent %d re-timed its centre at %s (first %.4g ms)",
                         self.task_name, descent.number, again, first * 1e3)
         elif moved:

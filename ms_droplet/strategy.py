@@ -488,7 +488,7 @@ class _DropletSearch(PySearchStrategy):
         batch, and predicting costs milliseconds. Measured at 4 (six workloads, three seeds):
         kernels 1.000x the default's; most walks stopped after one step and no accepted move
         changed more than two sites, so off (docs/benchmarks.md).
-    confirm_moves : {True, False, "retime"}, default True
+    confirm_moves : {True, False, "retime", "both"}, default True
         A descent's best point faster than its centre is measured again (a new build and load,
         alone in the descent's next batch) and the descent moves there only if the new samples
         beat the centre too, with them as the centre's time. Why: a candidate's samples are
@@ -504,7 +504,10 @@ class _DropletSearch(PySearchStrategy):
         measurement is lucky (the winner's curse), and a neighbour is judged against it.
         Measured on the six workloads (three seeds, two re-timings): kernels 0.918x and 0.912x
         evolutionary search's (``True``: 0.957x and 0.936x), all of it from T2D-1 (0.67-0.69x);
-        C1D-0, DEP-1 and SFM-1 3-6% slower than with ``True``; so not the default.
+        C1D-0, DEP-1 and SFM-1 3-6% slower than with ``True``; so not the default. ``"both"``:
+        moves confirmed as with ``True``, and each descent's seed measured again so first (its
+        time the new samples): a centre reached by a confirmed move is already timed by its
+        second measurement, the seed is the one lucky draw ``True`` keeps.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
@@ -639,7 +642,7 @@ class _DropletSearch(PySearchStrategy):
             "descent_batch": checks.integer(_OWNER, "descent_batch", descent_batch, 1, optional=True),
             "max_radius": checks.integer(_OWNER, "max_radius", max_radius, 1, optional=True),
             "lookahead": checks.integer(_OWNER, "lookahead", lookahead, 0),
-            "confirm_moves": checks.flag_or_auto(_OWNER, "confirm_moves", confirm_moves, "retime"),
+            "confirm_moves": checks.flag_or_auto(_OWNER, "confirm_moves", confirm_moves, "retime", "both"),
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "donors": checks.integer(_OWNER, "donors", donors, 0),

@@ -332,6 +332,25 @@ def test_with_retime_each_centre_is_measured_again_and_timed_by_it():
     assert droplet.suspect == droplet.center and droplet.recheck(None) is None and droplet.best_time == 0.5
 
 
+def test_with_both_the_seed_is_timed_again_and_each_move_confirmed():
+    start = ((16, 1, 1), 0)
+    lucky = cost(start) / 2
+    droplet = Droplet(SPACE, start, (lucky,), confirm="both")
+    assert droplet.suspect == start, "the seed is measured again before its neighbours"
+    assert droplet.recheck((cost(start),)) is None and droplet.best_time == cost(start)
+    proposals = droplet.proposals()
+    best = min(proposals, key=cost)
+    # unlike retime, a faster neighbour is only a suspect: no move until it is measured again
+    assert droplet.observe({p: (cost(p),) for p in proposals}) is None and droplet.center == start
+    assert droplet.suspect == best
+    assert droplet.recheck((cost(best),)) == best and droplet.best_time == cost(best)
+    assert droplet.suspect is None, "a centre reached by a confirmed move is not timed a third time"
+    # a second measurement no faster than the centre: no move, and the radius grows
+    later = droplet.proposals()
+    assert droplet.observe({p: (cost(p) / 10,) for p in later[:1]}) is None and droplet.suspect == later[0]
+    assert droplet.recheck((cost(best) * 2,)) is None and droplet.center == best and droplet.radius == 2
+
+
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver

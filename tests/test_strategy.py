@@ -228,7 +228,7 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"max_radius": 1.5}, "max_radius must be an integer >= 1 or None, got 1.5"),
         ({"lookahead": -1}, "lookahead must be an integer >= 0, got -1"),
         ({"lookahead": True}, "lookahead must be an integer >= 0, got True"),
-        ({"confirm_moves": "yes"}, "confirm_moves must be True, False or 'retime', got 'yes'"),
+        ({"confirm_moves": "yes"}, "confirm_moves must be True, False, 'retime' or 'both', got 'yes'"),
         ({"avoid_timed_out_moves": 0}, "avoid_timed_out_moves must be True or False, got 0"),
         ({"diverse_seeds": "yes"}, "diverse_seeds must be True or False, got 'yes'"),
         ({"singles_first": True}, "singles_first must be one of .*True"),

@@ -396,6 +396,17 @@ def test_retime_moves_at_once_and_measures_every_centre_again():
     assert centre.droplet.best_time == pytest.approx(1.5 * OPTIMUM), "its time is the second measurement's"
 
 
+def test_both_measures_the_seed_again_and_confirms_each_move():
+    keys, times, state = _confirmed_run(confirm="both", second_draw=1.0)
+    assert min(t for b in times for t in b) == pytest.approx(OPTIMUM), "the descent reaches the optimum"
+    moves = _moves(state)
+    assert moves >= 2 and _measured_again(keys) == moves + state.descents.started, "each seed and each move"
+    # second measurements 1.5x the first: True compared them with the seed's lucky first draw and
+    # made no move (above); here the seed is timed by its second draw too, so the moves are made
+    _, lucky_times, lucky = _confirmed_run(confirm="both", second_draw=1.5)
+    assert _moves(lucky) >= 2 and min(t for b in lucky_times for t in b) == pytest.approx(OPTIMUM)
+
+
 def _first_descent_donors(cost_model):
     """(donor points of the first descent, the points of the 3 fastest other explored schedules of
     its seed's design space, its centre)."""
