@@ -504,7 +504,8 @@ class _DropletSearch(PySearchStrategy):
         measurement is lucky (the winner's curse), and a neighbour is judged against it.
         Measured on the six workloads (three seeds, two re-timings): kernels 0.918x and 0.912x
         evolutionary search's (``True``: 0.957x and 0.936x), all of it from T2D-1 (0.67-0.69x);
-        C1D-0, DEP-1 and SFM-1 3-6% slower than with ``True``; so not the default. ``"both"``:
+        C1D-0, DEP-1 and SFM-1 3-6% slower than with ``True`` (over five seeds C1D-0 1.057x and
+        SFM-1 1.050x, slower in every seed; T2D-1 0.814x); so not the default. ``"both"``:
         moves confirmed as with ``True``, and each descent's seed measured again so first (its
         time the new samples): a centre reached by a confirmed move is already timed by its
         second measurement, the seed is the one lucky draw ``True`` keeps. Measured on the six
