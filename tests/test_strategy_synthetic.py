@@ -383,28 +383,20 @@ def test_confirm_moves_measures_each_faster_point_again_before_the_descent_moves
     assert _moves(plain) >= 2 and min(t for b in plain_times for t in b) == pytest.approx(OPTIMUM)
 
 
-def test_retime_moves_at_once_and_measures_every_centre_again():
-    keys, times, state = _confirmed_run(confirm="retime", second_draw=1.0)
-    assert min(t for b in times for t in b) == pytest.approx(OPTIMUM), "the descent reaches the optimum"
-    moves = _moves(state)
-    assert moves >= 2 and _measured_again(keys) == moves + state.descents.started, "the seed and each centre"
-    # second measurements slower than the first (lucky first draws): the moves are made all the same,
-    # where confirm_moves=True made none (above)
-    _, lucky_times, lucky = _confirmed_run(confirm="retime", second_draw=1.5)
-    assert _moves(lucky) >= 2 and min(t for b in lucky_times for t in b) == pytest.approx(OPTIMUM)
-    centre = lucky.descents.active[0] if lucky.descents.active else lucky.descents.done[0]
-    assert centre.droplet.best_time == pytest.approx(1.5 * OPTIMUM), "its time is the second measurement's"
-
-
-def test_both_measures_the_seed_again_and_confirms_each_move():
-    keys, times, state = _confirmed_run(confirm="both", second_draw=1.0)
+@pytest.mark.parametrize("confirm", ["retime", "both"])
+def test_retime_and_both_measure_each_seed_again_and_still_move_past_lucky_first_draws(confirm):
+    """retime: the seed and every centre measured again, moves made at once; both: the seed and
+    every move's point measured again before the move."""
+    keys, times, state = _confirmed_run(confirm=confirm, second_draw=1.0)
     assert min(t for b in times for t in b) == pytest.approx(OPTIMUM), "the descent reaches the optimum"
     moves = _moves(state)
     assert moves >= 2 and _measured_again(keys) == moves + state.descents.started, "each seed and each move"
-    # second measurements 1.5x the first: True compared them with the seed's lucky first draw and
-    # made no move (above); here the seed is timed by its second draw too, so the moves are made
-    _, lucky_times, lucky = _confirmed_run(confirm="both", second_draw=1.5)
+    # second measurements 1.5x the first (lucky first draws): True compared them with the seed's
+    # lucky time and made no move (above); timed by its second draw, the seed is passed
+    _, lucky_times, lucky = _confirmed_run(confirm=confirm, second_draw=1.5)
     assert _moves(lucky) >= 2 and min(t for b in lucky_times for t in b) == pytest.approx(OPTIMUM)
+    centre = lucky.descents.active[0] if lucky.descents.active else lucky.descents.done[0]
+    assert centre.droplet.best_time == pytest.approx(1.5 * OPTIMUM), "its time is the second measurement's"
 
 
 def _first_descent_donors(cost_model):
