@@ -16,8 +16,9 @@ With ``confirm``, the best faster point becomes a suspect instead of the centre;
 measures it again and :meth:`Droplet.recheck` moves there only if the new samples beat the
 centre too. With ``confirm="retime"`` the droplet moves at once, and every centre (the seed too)
 is the suspect until measured again: :meth:`Droplet.recheck` then takes the new samples as the
-centre's time. ``confirm="both"`` confirms moves and re-times the seed. A centre was chosen because its measurement was the fastest, so that
-measurement is biased low (the winner's curse), and a later neighbour must beat it.
+centre's time. ``confirm="both"`` confirms moves and re-times the seed. A centre was chosen
+because its measurement was the fastest, so that measurement is biased low (the winner's curse),
+and a later neighbour must beat it.
 A move whose candidate timed out (:meth:`Droplet.ban_move`) is not offered again from later
 centres: a build that takes longer than the builder's timeout comes from what the move sets
 (a deep unroll, a compute location inside a long loop), not from where it starts.
