@@ -249,13 +249,19 @@ class Droplet:
             self.suspect = best
         return self._move(best, results[best])
 
+    @property
+    def retiming(self) -> bool:
+        """True while the :attr:`suspect` is the centre itself: its next measurement times it
+        (``retime``, or the seed with ``"both"``) and moves nothing."""
+        return self.suspect is not None and self.suspect == self.center
+
     def recheck(self, samples: Sequence[float] | None) -> Point | None:
         """The :attr:`suspect` measured again: move there if ``samples`` beat the centre too
         (the centre's time is then these samples); return the new centre, if it moved. With
         ``retime`` (and for the seed with ``"both"``) the suspect is the centre: ``samples``
         become its time (a failure leaves the first ones), and nothing moves."""
-        point, self.suspect = self.suspect, None
-        if point == self.center:
+        retiming, point, self.suspect = self.retiming, self.suspect, None
+        if retiming:
             if samples:
                 self.center_samples = tuple(samples)
             return None

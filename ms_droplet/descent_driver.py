@@ -396,7 +396,7 @@ class DescentDriver:
 
     def _recheck(self, descent: Descent, samples: Samples) -> None:
         droplet = descent.droplet
-        radius, first, retimed = droplet.radius, droplet.best_time, droplet.suspect == droplet.center
+        radius, first, retimed = droplet.radius, droplet.best_time, droplet.retiming
         moved = droplet.recheck(samples) is not None
         again = "a failure" if not samples else f"{mean(samples) * 1e3:.4g} ms"
         if retimed:  # the centre measured again: its time, no move

@@ -336,13 +336,13 @@ def test_with_both_the_seed_is_timed_again_and_each_move_confirmed():
     start = ((16, 1, 1), 0)
     lucky = cost(start) / 2
     droplet = Droplet(SPACE, start, (lucky,), confirm="both")
-    assert droplet.suspect == start, "the seed is measured again before its neighbours"
+    assert droplet.suspect == start and droplet.retiming, "the seed is measured again before its neighbours"
     assert droplet.recheck((cost(start),)) is None and droplet.best_time == cost(start)
     proposals = droplet.proposals()
     best = min(proposals, key=cost)
     # unlike retime, a faster neighbour is only a suspect: no move until it is measured again
     assert droplet.observe({p: (cost(p),) for p in proposals}) is None and droplet.center == start
-    assert droplet.suspect == best
+    assert droplet.suspect == best and not droplet.retiming
     assert droplet.recheck((cost(best),)) == best and droplet.best_time == cost(best)
     assert droplet.suspect is None, "a centre reached by a confirmed move is not timed a third time"
     # a second measurement no faster than the centre: no move, and the radius grows
