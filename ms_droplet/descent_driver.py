@@ -12,7 +12,8 @@ centre's radius 1 also holds the points of a walk along the cost model's predict
 (:meth:`DescentDriver._walk`). With ``confirm``, a descent's best faster point is measured again,
 alone in the descent's next batch share, before the descent moves there; with ``confirm="retime"``
 the descent moves at once, and its seed and every centre it moves to are measured again so; with
-``confirm="both"`` moves are confirmed and the seed is measured again.
+``confirm="both"`` moves are confirmed and the seed is measured again; with ``sure_gain``, a
+confirmed rule moves at once on a gain that large, and measures the new centre again.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class DescentDriver:
                  fill: int = 1, excessive: Callable[[IRModule, int], bool] = lambda mod, key: False,
                  donors: int = 0, serial_below: float | None = None, max_radius: int | None = None,
                  lookahead: Callable[[], int] = lambda: 0,
-                 predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool | str = False) -> None:
+                 predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool | str = False,
+                 sure_gain: float | None = None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -101,6 +103,7 @@ class DescentDriver:
         self.lookahead = lookahead  # steps of the cost model's walk for a descent starting now (0: none)
         self.predict = predict  # the cost model's scores of schedules (higher: faster)
         self.confirm = confirm  # True: a faster point is measured again before a move; "retime": each centre after; "both": True and the seed
+        self.sure_gain = sure_gain  # with confirm: a gain this large (a fraction) is moved to at once
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -151,7 +154,7 @@ class DescentDriver:
                 walk = partial(self._walk, m.trace, space, steps, two_site) if steps else None
                 droplet = Droplet(space, point, m.samples, self.p_value, self.min_gain,
                                   two_site, self.new_seed() if two_site else 0, donors, serial, self.max_radius, walk,
-                                  confirm=self.confirm)
+                                  confirm=self.confirm, sure_gain=self.sure_gain)
             except Exception as err:  # a seed that cannot be read is skipped, not fatal
                 logger.warning("droplet: cannot descend from a seed (%s); trying the next", err)
                 continue

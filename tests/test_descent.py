@@ -351,6 +351,25 @@ def test_with_both_the_seed_is_timed_again_and_each_move_confirmed():
     assert droplet.recheck((cost(best) * 2,)) is None and droplet.center == best and droplet.radius == 2
 
 
+@pytest.mark.parametrize("confirm", [True, "both"])
+def test_with_a_sure_gain_a_big_gain_moves_at_once_and_a_small_one_is_confirmed(confirm):
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),), confirm=confirm, sure_gain=0.1)
+    if droplet.retiming:  # "both": the seed first
+        droplet.recheck((cost(start),))
+    proposals = droplet.proposals()
+    near, far = proposals[0], proposals[1]
+    # 5% faster: a suspect, as without sure_gain
+    assert droplet.observe({near: (cost(start) * 0.95,)}, grow=False) is None
+    assert droplet.suspect == near and droplet.center == start and not droplet.retiming
+    assert droplet.recheck((cost(start) * 1.2,)) is None and droplet.center == start
+    # 10% faster: moved to at once, then measured again as the new centre (its time the new samples)
+    assert droplet.observe({far: (cost(start) * 0.9,)}) == far and droplet.accepted == [far]
+    assert droplet.retiming and droplet.best_time == pytest.approx(cost(start) * 0.9)
+    assert droplet.recheck((cost(start) * 0.93,)) is None and droplet.center == far
+    assert droplet.best_time == pytest.approx(cost(start) * 0.93) and droplet.suspect is None
+
+
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver
