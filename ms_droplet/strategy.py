@@ -512,14 +512,18 @@ class _DropletSearch(PySearchStrategy):
         workloads (three seeds, two re-timings): kernels 1.015x and 1.034x ``True``'s (8 and 7
         of 18 same-seed pairs faster), the seeds' second times 0.96-1.06x their first; so not
         the default.
-    sure_gain : float in (0, 1), optional
+    sure_gain : float in (0, 1) or None, default 0.1
         With ``confirm_moves`` ``True`` or ``"both"``: a faster point whose first measurement
         is at least this fraction faster than its centre is moved to at once, and measured
         again as the new centre (as with ``"retime"``); smaller gains are confirmed first.
-        Why: re-timed in fresh processes, points first measured 10% or more faster than their
-        centre were faster in 25 of 36 decisions (0.90x), and ``True`` refused two such points
-        on T2D-1, where retime's moves won 0.81x; small gains are where retime lost (C1D-0,
-        SFM-1). ``None``: every move is confirmed.
+        (With ``False`` or ``"retime"`` every move is made at once: no effect.) Why: re-timed
+        in fresh processes, points first measured 10% or more faster than their centre were
+        faster in 25 of 36 decisions (0.90x), and ``True`` refused two such points on T2D-1,
+        where retime's moves won 0.81x; small gains are where retime lost (C1D-0, SFM-1).
+        Measured on the six workloads (three seeds, two re-timings): kernels 0.955x and 0.949x
+        those of ``None`` (11 and 12 of 18 same-seed pairs faster; T2D-1 0.77x and 0.74x, every
+        other workload 0.97-1.01x), 0.893x and 0.887x evolutionary search's; so the default
+        since 2026-12-04 (docs/benchmarks.md). ``None``: every move is confirmed.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
@@ -627,7 +631,7 @@ class _DropletSearch(PySearchStrategy):
         max_radius: int | None = None,
         lookahead: int = 0,
         confirm_moves: bool | str = True,
-        sure_gain: float | None = None,
+        sure_gain: float | None = 0.1,
         fill_batch: int = 1,
         two_site_moves: int = 64,
         donors: int = 0,
@@ -669,9 +673,6 @@ class _DropletSearch(PySearchStrategy):
             "split_budget": checks.flag(_OWNER, "split_budget", split_budget),
             "seed": checks.integer(_OWNER, "seed", seed, 0, optional=True),
         }
-        if sure_gain is not None and confirm_moves not in (True, "both"):
-            raise ValueError(f"DropletSearch: sure_gain={sure_gain!r} decides which moves are not confirmed, so it "
-                             f"needs confirm_moves True or 'both', got confirm_moves={confirm_moves!r}")
         self._context: TuneContext | None = None
         self._state: _TaskState | None = None
 

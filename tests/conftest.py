@@ -96,7 +96,7 @@ def measured_twice_unasked(batches, before=()) -> list[int]:
 def remeasured_on_purpose(work_dir) -> tuple[int, int]:
     """From a run's logs: (paired descent batches that re-time their centre, logged when the
     batch is made; faster points measured again to confirm a move, and centres measured again
-    with ``confirm_moves="retime"``, logged with the result)."""
+    with ``confirm_moves="retime"`` or moved to on a ``sure_gain``, logged with the result)."""
     from pathlib import Path
 
     logs = "".join(p.read_text() for p in (Path(work_dir) / "logs").glob("*.log"))

@@ -344,13 +344,12 @@ def test_lookahead_reaches_the_optimum_in_fewer_trials():
     assert walked < plain, (walked, plain)
 
 
-def _confirmed_run(confirm: bool | str, second_draw: float, **options):
+def _confirmed_run(confirm: bool | str, second_draw: float, sure_gain: float | None = None):
     """(batches of schedule keys, batches of times, task state) of a run in which every schedule
     measured again takes ``second_draw`` times its landscape time (a fault injected: a lucky
-    first draw when above 1)."""
-    if confirm is not True:  # confirming is the default
-        options["confirm_moves"] = confirm
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1, **options)
+    first draw when above 1). Every move is confirmed unless ``sure_gain`` is given."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1,
+                                        confirm_moves=confirm, sure_gain=sure_gain)
     seen: set[int] = set()
 
     def answer(cands):
@@ -402,8 +401,8 @@ def test_retime_and_both_measure_each_seed_again_and_still_move_past_lucky_first
 
 def test_a_sure_gain_moves_past_lucky_first_draws_at_once_and_times_the_new_centre_again():
     """Second measurements 1.5x the first: with ``True`` no move is confirmed (above); a gain above
-    ``sure_gain`` is moved to without one, and each such centre is measured again after."""
-    keys, times, state = _confirmed_run(True, 1.5, sure_gain=0.01)
+    ``sure_gain`` (the default's 0.1) is moved to without one, and each such centre is measured again after."""
+    keys, times, state = _confirmed_run(True, 1.5, sure_gain=0.1)
     moves = _moves(state)
     assert moves >= 2 and min(t for b in times for t in b) == pytest.approx(OPTIMUM)
     assert _measured_again(keys) >= moves, "each centre moved to at once is measured again"
