@@ -249,12 +249,11 @@ class Droplet:
             if grow:
                 self.radius += 1
             return None
-        sure = self._sure(results[best])
-        if self.confirm and not sure:
+        if self.confirm and not self._sure(results[best]):
             # if the recheck fails, the radius grows then as it would have now
             self.suspect, self._grow_if_rejected = best, grow
             return None
-        if self.retime or sure:  # moved on one measurement: the new centre is timed again
+        if self.retime or self.confirm:  # moved on one measurement (a sure gain, with confirm): timed again
             self.suspect = best
         return self._move(best, results[best])
 

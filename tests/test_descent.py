@@ -370,6 +370,16 @@ def test_with_a_sure_gain_a_big_gain_moves_at_once_and_a_small_one_is_confirmed(
     assert droplet.best_time == pytest.approx(cost(start) * 0.93) and droplet.suspect is None
 
 
+def test_sure_gain_changes_nothing_without_confirm():
+    """``DropletSearch`` passes its default ``sure_gain`` whatever ``confirm_moves`` is: with
+    ``False`` a big gain is a plain move, its centre not measured again."""
+    start = ((16, 1, 1), 0)
+    droplet = Droplet(SPACE, start, (cost(start),), sure_gain=0.1)
+    point = droplet.proposals()[0]
+    assert droplet.observe({point: (cost(start) * 0.5,)}) == point
+    assert droplet.suspect is None and not droplet.retiming
+
+
 def test_a_batch_takes_the_pinned_serial_move_before_every_ranked_neighbour():
     from ms_droplet.candidates import Pending
     from ms_droplet.descent_driver import DescentDriver
