@@ -524,8 +524,9 @@ class _DropletSearch(PySearchStrategy):
         those of ``None`` (11 and 12 of 18 same-seed pairs faster; T2D-1 0.77x and 0.74x, every
         other workload 0.97-1.01x), 0.893x and 0.887x evolutionary search's; with five seeds
         on four of them (a third compare) T2D-1 0.80x ``None``'s and the six 0.900x evolutionary
-        search's. So the default since 2026-12-04 (docs/benchmarks.md). ``None``: every move is
-        confirmed.
+        search's (all on Zen 5). So the default since 2026-12-04 (docs/benchmarks.md). On an
+        Intel Xeon (Rocket Lake, three seeds) the same rules gave 0.980x evolutionary search's,
+        no better than the rules of 26 November (0.983x). ``None``: every move is confirmed.
     fill_batch : int >= 1, default 1
         A descent batch that would hold fewer than this many neighbours of the current radius
         (late in a descent, radii hold a few) also takes the next radii's, nearest first, up to
