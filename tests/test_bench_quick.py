@@ -485,16 +485,21 @@ def test_moves_retimes_each_moves_point_beside_its_centre(tmp_path, target, buil
     import ms_droplet
     from ms_droplet.workloads import get_workload
 
-    work_dir = tmp_path / "work"
-    strategy = ms_droplet.DropletSearch(confirm_moves="retime", explore="replay", explore_trials=8, seed=0)
-    ms.tune_tir(get_workload("GMM-0").mod, target, str(work_dir), max_trials_global=24, num_trials_per_iter=8,
-                strategy=strategy, builder=builder, runner=runner, seed=0)
-    contender = "droplet:confirm_moves=retime@N"
-    run = {"workload": "GMM-0", "contender": contender, "n": 24, "seed": 0, "work_dir": str(work_dir)}
-    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
     moves = _bench("moves")
-    made = moves.decisions("".join(p.read_text() for p in (work_dir / "logs").glob("*scheduler.log")))
-    assert made, "the descent moved at least once"
+    # whether 16 descent trials find a faster point is a draw of the machine's timings (one CI run
+    # in several had none): up to three tuning seeds, the first that moved is the one re-timed
+    for seed in range(3):
+        work_dir = tmp_path / f"work-{seed}"
+        strategy = ms_droplet.DropletSearch(confirm_moves="retime", explore="replay", explore_trials=8, seed=seed)
+        ms.tune_tir(get_workload("GMM-0").mod, target, str(work_dir), max_trials_global=24, num_trials_per_iter=8,
+                    strategy=strategy, builder=builder, runner=runner, seed=seed)
+        made = moves.decisions("".join(p.read_text() for p in (work_dir / "logs").glob("*scheduler.log")))
+        if made:
+            break
+    assert made, "a descent moved at least once in three tuning seeds"
+    contender = "droplet:confirm_moves=retime@N"
+    run = {"workload": "GMM-0", "contender": contender, "n": 24, "seed": seed, "work_dir": str(work_dir)}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
     assert moves.main(["--results", str(tmp_path), "--n", "24", "--contenders", contender, "--workloads", "GMM-0",
                        "--processes", "2", "--rounds", "1"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "moves-N24.jsonl").read_text().splitlines()]
