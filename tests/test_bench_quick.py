@@ -274,6 +274,47 @@ def test_transfer_times_a_runs_best_records_the_tuning_way_and_the_compare_way(r
     assert data["machine"]["llvm_cpu"] and data["machine"]["target"]
 
 
+def test_headroom_retimes_each_runs_distinct_best_schedules_in_fresh_processes(replay_run, tmp_path, capsys):
+    results, stored = replay_run
+    headroom = _bench("headroom")
+    out = tmp_path / "headroom.json"
+    code = headroom.main(["--results", str(results), "--workload", "GMM-0", "--n", "6", "--top", "2", "--rounds", "1",
+                          "--processes", "2", "--contenders", "replay-trace@N,droplet@N",
+                          "--baseline", "replay-trace@N", "--out", str(out)])
+    assert code == 0
+    assert "droplet@N seed 0: no run in" in capsys.readouterr().err
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["contender"], r["rank"]) for r in rows] == [("replay-trace@N", 1), ("replay-trace@N", 2)]
+    assert [r["db_s"] for r in rows] == pytest.approx(stored[:2])
+    assert all(0 < r["latency_s"] < 0.5 for r in rows)
+    entry = data["summary"]["contenders"]["replay-trace@N"]
+    assert entry["rank1_s"] == [rows[0]["latency_s"]]
+    assert entry["best_of_top_s"] == [min(r["latency_s"] for r in rows)]
+    assert [r["mean_choice"] for r in rows] == [True, False]  # each schedule measured once: the best record's
+    assert entry["mean_choice_s"] == entry["rank1_s"] == [entry["median_mean_choice_s"]]
+    assert data["summary"]["fastest_to_baseline"] == pytest.approx(min(r["latency_s"] for r in rows) / rows[0]["latency_s"])
+    assert data["machine"]["llvm_cpu"]
+    assert headroom.main(["--results", str(results), "--workload", "C2D-0", "--n", "6",
+                          "--contenders", "replay-trace@N"]) == 2  # no run: a message, not a traceback
+
+
+def test_headroom_counts_a_schedule_measured_twice_once(replay_run):
+    from tvm.s_tir import meta_schedule as ms
+
+    results, _ = replay_run
+    db = ms.database.JSONDatabase(work_dir=str(results / "work"), allow_missing=False)
+    best, second = db.get_top_k(db.get_all_tuning_records()[0].workload, 2)
+    assert _bench("headroom").distinct_top([best, best, second], 2) == [best, second]
+    assert _bench("headroom").distinct_top([best, best], 2) == [best]
+    # judged by the mean of its records, a schedule whose second measurement was slow loses its place
+    slow = ms.database.TuningRecord(best.trace, best.workload, [float(second.run_secs[0]) * 3], best.target,
+                                    best.args_info)
+    assert _bench("headroom").mean_choice([best, second]) == str(best.trace)
+    assert _bench("headroom").mean_choice([best, slow, second]) == str(second.trace)
+    assert _bench("headroom").mean_choice([]) is None
+
+
 def test_process_timing_times_every_kernel_once_per_fresh_process(tmp_path):
     import tvm
 
