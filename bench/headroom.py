@@ -124,6 +124,9 @@ def main(argv=None) -> int:
                 rows.append({"contender": contender, "seed": seed, "rank": rank, "label": label,
                              "db_s": statistics.mean(float(x) for x in record.run_secs),
                              "mean_choice": str(record.trace) == chosen})
+        if not rows:
+            print(f"headroom: no run of {args.workload} holds a schedule that ran", file=sys.stderr)
+            return 2
         print(f"  {len(libraries)} kernels, {args.processes} processes x {args.rounds} rounds", flush=True)
         per_process = time_in_processes(args.workload, libraries, args.rounds, args.processes)
     for row in rows:
@@ -134,6 +137,9 @@ def main(argv=None) -> int:
     print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
     for (contender, seed) in runs:
         mine = sorted((r for r in rows if (r["contender"], r["seed"]) == (contender, seed)), key=lambda r: r["rank"])
+        if not mine:
+            print(f"| {contender} | {seed} | no schedule that ran | | | | |")
+            continue
         best = min(mine, key=lambda r: r["latency_s"])
         top = " / ".join(f"{r['latency_s'] * 1e6:.1f}" for r in mine)
         chosen = [r for r in mine if r["mean_choice"]]

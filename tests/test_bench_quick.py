@@ -297,6 +297,7 @@ def test_headroom_retimes_each_runs_distinct_best_schedules_in_fresh_processes(r
     assert data["machine"]["llvm_cpu"]
     assert headroom.main(["--results", str(results), "--workload", "C2D-0", "--n", "6",
                           "--contenders", "replay-trace@N"]) == 2  # no run: a message, not a traceback
+    assert "headroom: no run of C2D-0 at N=6" in capsys.readouterr().err
 
 
 def test_headroom_counts_a_schedule_measured_twice_once(replay_run):
