@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     import tvm
     import tvm.s_tir.tensor_intrin  # records may use registered tensor intrinsics
     from process_timing import latency, time_in_processes
-    from suite import chosen_runs
+    from suite import chosen_runs, missing_runs
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.machine import machine_info
@@ -102,10 +102,8 @@ def main(argv=None) -> int:
     target = host_target()
     wl = get_workload(args.workload)
     runs = chosen_runs(args)
-    for contender in args.contenders:
-        for seed in args.seeds:
-            if (contender, seed) not in runs:
-                print(f"  {contender} seed {seed}: no run in {args.results}", file=sys.stderr)
+    for missing in missing_runs(args, runs):
+        print(f"  {missing}: no run in {args.results}", file=sys.stderr)
     if not runs:
         print(f"headroom: no run of {args.workload} at N={args.n} in {args.results}", file=sys.stderr)
         return 2
@@ -142,8 +140,9 @@ def main(argv=None) -> int:
             continue
         best = min(mine, key=lambda r: r["latency_s"])
         top = " / ".join(f"{r['latency_s'] * 1e6:.1f}" for r in mine)
-        chosen = [r for r in mine if r["mean_choice"]]
-        by_mean = f"{chosen[0]['latency_s'] * 1e6:.1f} (rank {chosen[0]['rank']})" if chosen else "not in the top"
+        by_mean_rows = [r for r in mine if r["mean_choice"]]
+        by_mean = (f"{by_mean_rows[0]['latency_s'] * 1e6:.1f} (rank {by_mean_rows[0]['rank']})" if by_mean_rows
+                   else "not in the top")
         print(f"| {contender} | {seed} | {mine[0]['latency_s'] * 1e6:.1f} | {best['latency_s'] * 1e6:.1f} | "
               f"{best['rank']} | {by_mean} | {top} |")
     for contender, entry in summary["contenders"].items():

@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from suite import add_run_choice, chosen_runs, positive_int  # noqa: E402  (bench/ is on the path from here on)
+from suite import add_run_choice, chosen_runs, missing_runs, positive_int  # noqa: E402  (bench/ is on the path from here on)
 
 PARALLEL = "meta_schedule.parallel"
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     from ms_droplet.workloads import get_workload, host_target
 
     runs = chosen_runs(args)
-    missing = [f"{c} seed {s}" for c in args.contenders for s in args.seeds if (c, s) not in runs]
+    missing = missing_runs(args, runs)
     if missing:
         raise SystemExit(f"parallel_extent: no run of {', '.join(missing)} on {args.workload} at N={args.n} "
                          f"in {args.results}")

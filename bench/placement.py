@@ -20,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from suite import add_run_choice, chosen_runs, export_best, positive_int  # noqa: E402  (bench/ is on the path from here on)
+from suite import add_run_choice, chosen_runs, export_best, missing_runs, positive_int  # noqa: E402  (bench/ is on the path from here on)
 
 
 def main(argv=None) -> int:
@@ -37,13 +37,12 @@ def main(argv=None) -> int:
     from ms_droplet.workloads import get_workload, host_target
 
     runs = chosen_runs(args)
+    missing = missing_runs(args, runs)
+    if missing:
+        raise SystemExit(f"placement: no run of {', '.join(missing)} on {args.workload} at N={args.n} in {args.results}")
     mine: dict[str, list[dict]] = {}
-    for contender in args.contenders:
-        for seed in args.seeds:
-            if (contender, seed) not in runs:
-                raise SystemExit(f"placement: no run of {contender} seed {seed} on {args.workload} at N={args.n} "
-                                 f"in {args.results}")
-            mine.setdefault(contender, []).append(runs[(contender, seed)])
+    for contender, seed in runs:
+        mine.setdefault(contender, []).append(runs[(contender, seed)])
     with tempfile.TemporaryDirectory() as tmp:
         libraries = export_best(mine, get_workload(args.workload), host_target(), Path(tmp))
         on = time_in_processes(args.workload, libraries, args.rounds, args.processes)

@@ -85,6 +85,11 @@ def chosen_runs(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
     return {(c, s): runs[(c, s)] for c in args.contenders for s in args.seeds if (c, s) in runs}
 
 
+def missing_runs(args: argparse.Namespace, runs: dict[tuple[str, int], dict]) -> list[str]:
+    """The runs :func:`add_run_choice`'s options ask for that ``runs`` (:func:`chosen_runs`) lacks, as "C seed S"."""
+    return [f"{c} seed {s}" for c in args.contenders for s in args.seeds if (c, s) not in runs]
+
+
 def load_runs(results: Path) -> list[dict]:
     path = results / "runs.jsonl"
     if not path.exists():

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import tvm.s_tir.tensor_intrin  # noqa: F401  (records may use registered tensor intrinsics)
-    from suite import _inputs_for, chosen_runs, kernel_timer
+    from suite import _inputs_for, chosen_runs, kernel_timer, missing_runs
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.builder import fast_builder
@@ -47,12 +47,13 @@ def main(argv=None) -> int:
     wl = get_workload(args.workload)
     _, tensors = _inputs_for(wl.mod["main"], 0)
     runs = chosen_runs(args)
+    for missing in missing_runs(args, runs):
+        print(f"  {missing}: no run in {args.results}", file=sys.stderr)
     rows = []
     for contender in args.contenders:
         for seed in args.seeds:
             run = runs.get((contender, seed))
             if run is None:
-                print(f"  {contender} seed {seed}: no run in {args.results}", file=sys.stderr)
                 continue
             db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
             for rank, record in enumerate(db.get_top_k(db.commit_workload(wl.mod), args.top)):
