@@ -528,17 +528,19 @@ def test_moves_retimes_each_moves_point_beside_its_centre(tmp_path, target, buil
     from ms_droplet.workloads import get_workload
 
     moves = _bench("moves")
-    # whether 16 descent trials find a faster point is a draw of the machine's timings (one CI run
-    # in several had none): up to three tuning seeds, the first that moved is the one re-timed
-    for seed in range(3):
+    # whether a descent finds a faster point is a draw of the machine's timings: with 8 explored
+    # samples half the tuning seeds moved (12 seeds, this Xeon) and three seeds in a row failed a CI
+    # run; from the best of 2 samples 18 of 24 seeds moved. Up to eight seeds, the first that moved
+    # is the one re-timed.
+    for seed in range(8):
         work_dir = tmp_path / f"work-{seed}"
-        strategy = ms_droplet.DropletSearch(confirm_moves="retime", explore="replay", explore_trials=8, seed=seed)
+        strategy = ms_droplet.DropletSearch(confirm_moves="retime", explore="replay", explore_trials=2, seed=seed)
         ms.tune_tir(get_workload("GMM-0").mod, target, str(work_dir), max_trials_global=24, num_trials_per_iter=8,
                     strategy=strategy, builder=builder, runner=runner, seed=seed)
         made = moves.decisions("".join(p.read_text() for p in (work_dir / "logs").glob("*scheduler.log")))
         if made:
             break
-    assert made, "a descent moved at least once in three tuning seeds"
+    assert made, "a descent moved at least once in eight tuning seeds"
     contender = "droplet:confirm_moves=retime@N"
     run = {"workload": "GMM-0", "contender": contender, "n": 24, "seed": seed, "work_dir": str(work_dir)}
     (tmp_path / "runs.jsonl").write_text(json.dumps(run) + "\n")
