@@ -50,18 +50,14 @@ def main(argv=None) -> int:
     for missing in missing_runs(args, runs):
         print(f"  {missing}: no run in {args.results}", file=sys.stderr)
     rows = []
-    for contender in args.contenders:
-        for seed in args.seeds:
-            run = runs.get((contender, seed))
-            if run is None:
-                continue
-            db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
-            for rank, record in enumerate(db.get_top_k(db.commit_workload(wl.mod), args.top)):
-                cand = record.as_measure_candidate()
-                secs = [float(x) for x in record.run_secs]
-                rows.append({"contender": contender, "seed": seed, "rank": rank + 1, "db_s": statistics.mean(secs),
-                             "candidate": cand, "timer": kernel_timer(cand.sch.mod, target, tensors),
-                             "runner_s": [], "compare_s": []})
+    for (contender, seed), run in runs.items():  # chosen_runs keeps the contenders x seeds order
+        db = ms.database.JSONDatabase(work_dir=run["work_dir"], allow_missing=False)
+        for rank, record in enumerate(db.get_top_k(db.commit_workload(wl.mod), args.top)):
+            cand = record.as_measure_candidate()
+            secs = [float(x) for x in record.run_secs]
+            rows.append({"contender": contender, "seed": seed, "rank": rank + 1, "db_s": statistics.mean(secs),
+                         "candidate": cand, "timer": kernel_timer(cand.sch.mod, target, tensors),
+                         "runner_s": [], "compare_s": []})
     builds = fast_builder().build([ms.builder.BuilderInput(r["candidate"].sch.mod, target) for r in rows])
     for r, b in zip(rows, builds, strict=True):
         if b.error_msg:
