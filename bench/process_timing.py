@@ -34,30 +34,50 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed next to the kernels of GMM workloads
+# The machine's speed, read at the start and the end of each process with ``reference=True``: one
+# fixed numpy matmul, the same in every workload and every compare. A shared 2-core machine runs
+# 20-35% slower at times (a compare of 2026-12-04); kernels timed interleaved keep their ratios, but
+# a loaded machine slows memory-bound and compute-bound kernels unequally, so the summary says so.
+REFERENCE = "reference"
+REFERENCE_SIZE = 512
 
 
-def numpy_matmul_timer(x, y):
-    """Seconds of one ``numpy.matmul(x, y)``, averaged over at least 100 ms of calls."""
+def numpy_matmul_timer(x, y, min_seconds: float = 0.1):
+    """Seconds of one ``numpy.matmul(x, y)``, averaged over at least ``min_seconds`` of calls."""
     def timer():
         reps, start = 0, time.perf_counter()
         while True:
             np.matmul(x, y)
             reps += 1
             elapsed = time.perf_counter() - start
-            if elapsed >= 0.1:
+            if elapsed >= min_seconds:
                 return elapsed / reps
     return timer
 
 
+def reference_timer(readings: int = 5):
+    """Seconds of one ``numpy.matmul`` of two fixed :data:`REFERENCE_SIZE` square fp32 matrices: the
+    median of ``readings`` averages over 20 ms each (single 100 ms averages read 1.3-1.8 times their
+    median in 3 of 108 readings of a quiet compare: blips no kernel's median over rounds would show)."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.random((REFERENCE_SIZE, REFERENCE_SIZE), dtype=np.float32) for _ in range(2))
+    timer = numpy_matmul_timer(x, y, min_seconds=0.02)
+    return lambda: statistics.median(timer() for _ in range(readings))
+
+
 def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, processes: int,
-                      with_numpy: bool = False, randomize: bool = True) -> dict[str, list[list[float]]]:
+                      with_numpy: bool = False, randomize: bool = True,
+                      reference: bool = False) -> dict[str, list[list[float]]]:
     """Time exported kernels of ``workload`` in ``processes`` fresh processes, in turn within each.
 
     ``libraries`` maps a kernel's name to its exported library. Returns, per name (and
     :data:`NUMPY` if ``with_numpy``), one list of ``rounds`` seconds per process.
     ``randomize=False`` starts the processes with address-space randomisation off (``setarch -R``).
+    ``reference=True`` also times :func:`reference_timer` before the kernels' libraries are loaded
+    and after their last round: :data:`REFERENCE` holds ``[start, end]`` seconds per process.
     """
-    spec = {"workload": workload, "libraries": libraries, "rounds": rounds, "numpy": with_numpy}
+    spec = {"workload": workload, "libraries": libraries, "rounds": rounds, "numpy": with_numpy,
+            "reference": reference}
     return _in_processes(spec, workload, processes, randomize)
 
 
@@ -101,11 +121,14 @@ def latency(per_process: list[list[float]]) -> float:
 
 
 def _child(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    reference = reference_timer() if spec.get("reference") else None
+    start = reference() if reference else None
+
     import tvm
 
     from ms_droplet.timing import evaluator_timer, interleaved
 
-    spec = json.loads(Path(spec_path).read_text())
     timers = {}
     if "inputs" in spec:  # whole models: Relax executables on the VM
         from ms_droplet.model_tuning import vm_timers
@@ -126,7 +149,10 @@ def _child(spec_path: str) -> int:
             timers[name] = evaluator_timer(evaluator, *tensors)
         if spec["numpy"]:
             timers[NUMPY] = numpy_matmul_timer(arrays[0], arrays[1])
-    print(json.dumps(interleaved(timers, spec["rounds"])))
+    out = interleaved(timers, spec["rounds"])
+    if reference:
+        out[REFERENCE] = [start, reference()]
+    print(json.dumps(out))
     return 0
 
 

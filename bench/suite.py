@@ -29,6 +29,9 @@ SUITE = ["GMM-2", "C2D-1", "C1D-0", "DEP-1", "T2D-1", "SFM-1"]
 CONTENDERS = ["droplet@N", "evolutionary@N", "evolutionary@10N", "replay-trace@N", "evolutionary+post@N"]
 BASELINE = "evolutionary@N"
 BASELINE_10N = "evolutionary@10N"
+# The reference matmul's slowest workload median over its fastest above which a compare warns of a
+# machine whose speed changed while it timed kernels (a quiet six-workload compare: 1.03, docs/benchmarks.md).
+SPEED_SPREAD_WARN = 1.10
 # Options any contender takes: how its candidates are timed while tuning (default: LocalRunner).
 RUNNER_OPTIONS = {"runner"}
 
@@ -203,8 +206,8 @@ def _peak_gflops() -> tuple[float, str]:
 def cmd_compare(args) -> int:
     import tempfile
 
+    from process_timing import REFERENCE, REFERENCE_SIZE, time_in_processes
     from process_timing import latency as process_latency
-    from process_timing import time_in_processes
 
     from ms_droplet.machine import machine_info
     from ms_droplet.workloads import flop_count, get_workload, host_target
@@ -241,7 +244,8 @@ def cmd_compare(args) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             libraries = export_best(mine, wl, target, Path(tmp))
             per_process = time_in_processes(workload, libraries, args.rounds, args.processes,
-                                            with_numpy=workload.startswith("GMM"))
+                                            with_numpy=workload.startswith("GMM"), reference=True)
+        reference_s = per_process.pop(REFERENCE)
         per_kernel = {name: process_latency(samples) for name, samples in per_process.items()}
         # a contender's latency: the median over its tuning seeds of each seed's kernel (re-timed here)
         labels = {name: [run_label(name, r.get("seed", 0)) for r in seeded] for name, seeded in mine.items()}
@@ -252,7 +256,7 @@ def cmd_compare(args) -> int:
                 med[name] = statistics.median(timed)
         if "numpy" in per_kernel:
             med["numpy"] = per_kernel["numpy"]
-        entry = {"flops": flops, "contenders": {}}
+        entry = {"flops": flops, "reference_s": reference_s, "contenders": {}}
         for name, latency in med.items():
             row = {"latency_s": latency, "gflops": flops / latency / 1e9}
             for ref in (BASELINE, BASELINE_10N, "replay-trace@N", "numpy"):
@@ -278,6 +282,7 @@ def cmd_compare(args) -> int:
             entry["contenders"][name] = row
         summary["workloads"][workload] = entry
         print(f"  {workload}: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in med.items()), flush=True)
+    summary["machine_speed"] = machine_speed(summary, f"numpy matmul, {REFERENCE_SIZE}^2 fp32")
     summary["verdict"] = verdict(summary, args.verdict, dict(args.verdict_on or ()))
     # One set of outputs per N, so that a compare at another budget does not overwrite them.
     stem = f"N{args.n}" + (f"-{args.tag}" if args.tag else "")
@@ -395,6 +400,39 @@ def verdict_lines(v: dict) -> list[str]:
     return lines
 
 
+def machine_speed(summary: dict, reference: str) -> dict | None:
+    """How the machine's speed moved during a compare, from the readings of the ``reference`` kernel
+    (start and end of every timing process, ``bench/process_timing.py``): each workload's median,
+    their spread (slowest over fastest: a load that lasts while a workload's kernels are timed), and
+    the range of single readings. ``None`` for summaries without readings."""
+    per = {w: [t for pair in e["reference_s"] for t in pair]
+           for w, e in summary["workloads"].items() if e.get("reference_s")}
+    if not per:
+        return None
+    medians = {w: statistics.median(ts) for w, ts in per.items()}
+    singles = [t for ts in per.values() for t in ts]
+    return {"reference": reference, "per_workload_s": medians,
+            "spread": max(medians.values()) / min(medians.values()),
+            "slowest_workload": max(medians, key=medians.get),
+            "readings_s": [min(singles), max(singles)]}
+
+
+def machine_speed_lines(speed: dict | None) -> list[str]:
+    if speed is None:
+        return []
+    low, high = speed["readings_s"]
+    lines = [f"Machine speed: the reference ({speed['reference']}, timed at the start and end of every timing "
+             "process) took, median per workload: "
+             + ", ".join(f"{w} {t * 1e6:.0f} us" for w, t in speed["per_workload_s"].items())
+             + f" (slowest / fastest {speed['spread']:.2f}; single readings {low * 1e6:.0f} to {high * 1e6:.0f} us)."]
+    if speed["spread"] > SPEED_SPREAD_WARN:
+        lines.append(f"WARNING: the machine was more than {SPEED_SPREAD_WARN - 1:.0%} slower while "
+                     f"{speed['slowest_workload']} was timed than while another workload was: kernels timed "
+                     "interleaved keep their ratios, but a loaded machine slows memory-bound and compute-bound "
+                     "kernels unequally; re-time to be sure.")
+    return lines
+
+
 def build_timeout(run: dict) -> float:
     """The builder's per-candidate timeout a run had; runs recorded before it was kept had 30 s."""
     return run.get("build_timeout_s", 30.0)
@@ -450,6 +488,7 @@ def markdown_table(summary: dict) -> str:
     if mixed := mixed_builders(summary, "build_workers"):
         lines.append(f"WARNING: contenders tuned with build workers kept and started per batch on {', '.join(mixed)}: "
                      "starting them costs about 2 s a batch, so their walls do not compare.")
+    lines += machine_speed_lines(summary.get("machine_speed"))
     if summary.get("peak_derivation"):
         lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")
     if summary.get("verdict", {}).get("vs_evolutionary"):

@@ -43,6 +43,13 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
         statistics.median(statistics.median(samples) for samples in seed0["samples_s"]))
     assert summary["verdict"]["vs_evolutionary"]["per_workload"]["GMM-0"] == rows["droplet@N"]["ratio_to_evolutionary@N"]
     assert "| GMM-0 | droplet@N |" in (tmp_path / "summary-N8.md").read_text()
+    # the machine's speed, read by the reference matmul at the start and end of each timing process
+    readings = summary["workloads"]["GMM-0"]["reference_s"]
+    assert len(readings) == 2 and all(len(pair) == 2 and 0 < t < 1 for pair in readings for t in pair)
+    speed = summary["machine_speed"]
+    assert speed["per_workload_s"] == {"GMM-0": statistics.median(t for pair in readings for t in pair)}
+    assert speed["spread"] == 1  # one workload
+    assert "Machine speed: the reference (numpy matmul, 512^2 fp32" in (tmp_path / "summary-N8.md").read_text()
     for png in ("curve-GMM-0.png", "ratios.png"):
         assert (tmp_path / "plots" / "N8" / png).read_bytes()[:4] == b"\x89PNG"
     # a compare of some workloads plots only those, whatever else runs.jsonl holds
@@ -208,6 +215,26 @@ def test_the_table_warns_when_contenders_were_tuned_with_different_builders():
     assert "build workers kept and started per batch on B:" in table
     summary["workloads"].pop("B")
     assert "WARNING" not in suite.markdown_table(summary)
+
+
+def test_a_compare_says_how_the_machines_speed_moved_and_warns_past_ten_percent():
+    suite = _suite()
+    summary = {"workloads": {"A": {"reference_s": [[2.0e-3, 2.1e-3], [2.05e-3, 4.0e-3]], "contenders": {}},
+                             "B": {"reference_s": [[2.2e-3, 2.2e-3]], "contenders": {}},
+                             "C": {"contenders": {}}}}  # a workload timed before the readings existed
+    speed = suite.machine_speed(summary, "ref")
+    # one slow reading (a blip) moves A's median little; the spread is between workloads' medians
+    assert speed["per_workload_s"] == {"A": pytest.approx(2.075e-3), "B": pytest.approx(2.2e-3)}
+    assert speed["spread"] == pytest.approx(2.2 / 2.075) and speed["slowest_workload"] == "B"
+    assert speed["readings_s"] == [2.0e-3, 4.0e-3]
+    lines = suite.machine_speed_lines(speed)
+    assert lines == ["Machine speed: the reference (ref, timed at the start and end of every timing process) took, "
+                     "median per workload: A 2075 us, B 2200 us (slowest / fastest 1.06; single readings 2000 to 4000 us)."]
+    summary["workloads"]["B"]["reference_s"] = [[2.3e-3, 2.3e-3]]  # 1.108x A's: past the bound
+    lines = suite.machine_speed_lines(suite.machine_speed(summary, "ref"))
+    assert len(lines) == 2 and lines[1].startswith("WARNING: the machine was more than 10% slower while B was timed")
+    assert suite.machine_speed({"workloads": {"C": {"contenders": {}}}}, "ref") is None
+    assert suite.machine_speed_lines(None) == []
 
 
 def test_interleaved_timing_calls_contenders_in_turn_and_takes_medians():
