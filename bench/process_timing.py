@@ -39,6 +39,7 @@ NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed next to the kern
 # 20-35% slower at times (a compare of 2026-12-04); kernels timed interleaved keep their ratios, but
 # a loaded machine slows memory-bound and compute-bound kernels unequally, so the summary says so.
 REFERENCE = "reference"
+THREADS = "threads"  # TVM runtime threads of each process, as [n]
 REFERENCE_SIZE = 512
 
 
@@ -74,7 +75,8 @@ def time_in_processes(workload: str, libraries: dict[str, str], rounds: int, pro
     :data:`NUMPY` if ``with_numpy``), one list of ``rounds`` seconds per process.
     ``randomize=False`` starts the processes with address-space randomisation off (``setarch -R``).
     ``reference=True`` also times :func:`reference_timer` before the kernels' libraries are loaded
-    and after their last round: :data:`REFERENCE` holds ``[start, end]`` seconds per process.
+    and after their last round: :data:`REFERENCE` holds ``[start, end]`` seconds per process, and
+    :data:`THREADS` ``[n]``, the TVM runtime threads each process ran kernels on.
     """
     spec = {"workload": workload, "libraries": libraries, "rounds": rounds, "numpy": with_numpy,
             "reference": reference}
@@ -121,6 +123,9 @@ def latency(per_process: list[list[float]]) -> float:
 
 
 def _child(spec_path: str) -> int:
+    from ms_droplet.machine import runtime_threads, use_all_cores
+
+    use_all_cores()  # before TVM's thread pool exists: kernels on every core, as tuned
     spec = json.loads(Path(spec_path).read_text())
     reference = reference_timer() if spec.get("reference") else None
     start = reference() if reference else None
@@ -152,6 +157,7 @@ def _child(spec_path: str) -> int:
     out = interleaved(timers, spec["rounds"])
     if reference:
         out[REFERENCE] = [start, reference()]
+        out[THREADS] = [runtime_threads()]
     print(json.dumps(out))
     return 0
 

@@ -206,7 +206,7 @@ def _peak_gflops() -> tuple[float, str]:
 def cmd_compare(args) -> int:
     import tempfile
 
-    from process_timing import REFERENCE, REFERENCE_SIZE, time_in_processes
+    from process_timing import REFERENCE, REFERENCE_SIZE, THREADS, time_in_processes
     from process_timing import latency as process_latency
 
     from ms_droplet.machine import machine_info
@@ -246,6 +246,7 @@ def cmd_compare(args) -> int:
             per_process = time_in_processes(workload, libraries, args.rounds, args.processes,
                                             with_numpy=workload.startswith("GMM"), reference=True)
         reference_s = per_process.pop(REFERENCE)
+        threads = sorted({n for (n,) in per_process.pop(THREADS)})
         per_kernel = {name: process_latency(samples) for name, samples in per_process.items()}
         # a contender's latency: the median over its tuning seeds of each seed's kernel (re-timed here)
         labels = {name: [run_label(name, r.get("seed", 0)) for r in seeded] for name, seeded in mine.items()}
@@ -256,7 +257,7 @@ def cmd_compare(args) -> int:
                 med[name] = statistics.median(timed)
         if "numpy" in per_kernel:
             med["numpy"] = per_kernel["numpy"]
-        entry = {"flops": flops, "reference_s": reference_s, "contenders": {}}
+        entry = {"flops": flops, "reference_s": reference_s, "runtime_threads": threads, "contenders": {}}
         for name, latency in med.items():
             row = {"latency_s": latency, "gflops": flops / latency / 1e9}
             for ref in (BASELINE, BASELINE_10N, "replay-trace@N", "numpy"):

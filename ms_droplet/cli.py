@@ -190,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--explore evolutionary needs a cost model; --cost-model none was given")
     # MetaSchedule's INFO lines (one per runner made, per batch) would drown the progress lines.
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    from .machine import use_all_cores
+
+    use_all_cores()  # tune-model times builds in this process, and RPC servers started here inherit it
     try:
         return _tune_model(args, parser) if args.command == "tune-model" else _tune(args, parser)
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 from tvm.support.popen_pool import PopenWorker
 
 from . import checks
+from .machine import use_all_cores
 from .trace import run_samples
 
 #: Samples per candidate, one per round. Chosen by measurement: see docs/benchmarks.md.
@@ -132,7 +133,7 @@ class InterleavedRunner(PyRunner):
         self.cache_flush, self.timeout_sec = bool(enable_cpu_cache_flush), float(timeout_sec)
         self.f_time = f_time or default_time
         self.rng = np.random.default_rng(seed)
-        self.worker = PopenWorker()
+        self.worker = PopenWorker(initializer=use_all_cores)  # kernels on every core, as the target says
         #: Per batch, the order of every round (indices into the batch): the record of interleaving.
         self.history: list[list[list[int]]] = []
         self.restarts = 0

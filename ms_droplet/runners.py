@@ -24,6 +24,7 @@ from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerResul
 
 from . import checks
 from .interleaved import InterleavedRunner, interleaved_runner
+from .machine import use_all_cores
 from .trace import run_samples
 
 __all__ = ["InterleavedRunner", "LocalRPCCluster", "evaluator_config", "interleaved_runner", "local_runner",
@@ -42,8 +43,9 @@ def evaluator_config(repeat: int = DEFAULT_REPEAT) -> ms.runner.EvaluatorConfig:
 
 
 def local_runner(repeat: int = DEFAULT_REPEAT) -> ms.runner.Runner:
-    """Measure on this machine, ``repeat`` samples per candidate (results checked by :func:`validated`)."""
-    return validated(ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat)))
+    """Measure on this machine, ``repeat`` samples per candidate (results checked by :func:`validated`),
+    with kernels on every physical core (:func:`ms_droplet.machine.use_all_cores`)."""
+    return validated(ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat), initializer=use_all_cores))
 
 
 class _ValidatedRunner(PyRunner):

@@ -46,6 +46,9 @@ def test_quick_tier_runs_compares_and_plots(tmp_path):
     # the machine's speed, read by the reference matmul at the start and end of each timing process
     readings = summary["workloads"]["GMM-0"]["reference_s"]
     assert len(readings) == 2 and all(len(pair) == 2 and 0 < t < 1 for pair in readings for t in pair)
+    from ms_droplet.workloads import physical_cores
+
+    assert summary["workloads"]["GMM-0"]["runtime_threads"] == [physical_cores()]  # kernels timed on every core
     speed = summary["machine_speed"]
     assert speed["per_workload_s"] == {"GMM-0": statistics.median(t for pair in readings for t in pair)}
     assert speed["spread"] == 1  # one workload
