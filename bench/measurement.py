@@ -71,9 +71,10 @@ def runners(samples: int, min_repeat_ms: int, seed: int = 0):
     from tvm.s_tir import meta_schedule as ms
 
     from ms_droplet.interleaved import interleaved_runner
+    from ms_droplet.machine import use_all_cores
 
     local = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
-        number=1, repeat=samples, min_repeat_ms=min_repeat_ms))
+        number=1, repeat=samples, min_repeat_ms=min_repeat_ms), initializer=use_all_cores)
     return {"local": local, "interleaved": interleaved_runner(rounds=samples, min_repeat_ms=min_repeat_ms, seed=seed)}
 
 

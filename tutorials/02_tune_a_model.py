@@ -19,11 +19,16 @@ from tvm.s_tir import meta_schedule as ms
 
 import ms_droplet  # noqa: F401  (registers strategy="droplet")
 from ms_droplet.builder import fast_builder
+from ms_droplet.machine import use_all_cores
 from ms_droplet.model_tuning import compile_model, time_interleaved
 from ms_droplet.models import load_onnx, onnx_cnn_reference, small_cnn, write_onnx_cnn
 from ms_droplet.relax_pipeline import prepare, tuning_pipeline
 from ms_droplet.runners import local_runner
 from ms_droplet.workloads import host_target
+
+# TVM's runtime runs kernels on half the logical CPUs on x86-64 (it skips hyper-threads); on a machine
+# without them that is half the cores. Set before this process runs its first kernel (timed below).
+use_all_cores()
 
 parser = argparse.ArgumentParser(description="Tune a small CNN (nn) and an ONNX CNN with Droplet Search.")
 parser.add_argument("--trials", type=int, default=300, help="trial budget per model, over all its tasks")
