@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed next to the kernels of GMM workloads
+NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed in the processes of GMM workloads
 # The machine's speed, read at the start and the end of each process with ``reference=True``: one
 # fixed numpy matmul, the same in every workload and every compare. A shared 2-core machine runs
 # 20-35% slower at times (a compare of 2026-12-04); kernels timed interleaved keep their ratios, but
@@ -41,6 +41,7 @@ NUMPY = "numpy"  # the name of the numpy.matmul baseline, timed next to the kern
 REFERENCE = "reference"
 THREADS = "threads"  # TVM runtime threads of each process, as [n]
 REFERENCE_SIZE = 512
+SETTLE_S = 0.5  # a pause after numpy or TVM kernels ran, before the other times: their threads spin-wait
 
 
 def numpy_matmul_timer(x, y, min_seconds: float = 0.1):
@@ -129,6 +130,8 @@ def _child(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     reference = reference_timer() if spec.get("reference") else None
     start = reference() if reference else None
+    if reference:
+        time.sleep(SETTLE_S)
 
     import tvm
 
@@ -153,9 +156,16 @@ def _child(spec_path: str) -> int:
                                                                      min_repeat_ms=100)
             timers[name] = evaluator_timer(evaluator, *tensors)
         if spec["numpy"]:
-            timers[NUMPY] = numpy_matmul_timer(arrays[0], arrays[1])
+            # Timed before the kernels, not among them: numpy's threads and TVM's spin-wait a while after
+            # their work, and with TVM on every core a kernel run just after numpy read up to 1.7x slow.
+            numpy_timer = numpy_matmul_timer(arrays[0], arrays[1])
+            numpy_samples = [numpy_timer() for _ in range(spec["rounds"])]
+            time.sleep(SETTLE_S)
     out = interleaved(timers, spec["rounds"])
+    if spec.get("numpy"):
+        out[NUMPY] = numpy_samples
     if reference:
+        time.sleep(SETTLE_S)  # TVM's workers stop spinning before numpy reads the machine's speed
         out[REFERENCE] = [start, reference()]
         out[THREADS] = [runtime_threads()]
     print(json.dumps(out))
