@@ -157,7 +157,7 @@ def _child(spec_path: str) -> int:
             timers[name] = evaluator_timer(evaluator, *tensors)
         if spec["numpy"]:
             # Timed before the kernels, not among them: numpy's threads and TVM's spin-wait a while after
-            # their work, and with TVM on every core a kernel run just after numpy read up to 1.7x slow.
+            # their work, and with TVM on every core a kernel run just after numpy read up to 1.6x slow.
             numpy_timer = numpy_matmul_timer(arrays[0], arrays[1])
             numpy_samples = [numpy_timer() for _ in range(spec["rounds"])]
             time.sleep(SETTLE_S)
