@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from ms_droplet.builder import fast_builder
     from ms_droplet.machine import machine_info, use_all_cores
-    from ms_droplet.runners import evaluator_config
+    from ms_droplet.runners import local_runner
     from ms_droplet.workloads import get_workload, host_target
 
     use_all_cores()  # before this process times its first kernel
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     for r, b in zip(rows, builds, strict=True):
         if b.error_msg:
             raise SystemExit(f"transfer: {r['contender']} rank {r['rank']} does not build: {b.error_msg[:300]}")
-    runner = ms.runner.LocalRunner(evaluator_config=evaluator_config(3), initializer=use_all_cores)
+    runner = local_runner(3, validate=False)
     inputs = [ms.runner.RunnerInput(b.artifact_path, "cpu", r["candidate"].args_info) for r, b in zip(rows, builds, strict=True)]
     for i in range(args.rounds):
         for r, future in zip(rows, runner.run(inputs), strict=True):

@@ -37,9 +37,9 @@ def main() -> int:
     import ms_droplet
     from ms_droplet.builder import KeptPoolBuilder, fast_builder
     from ms_droplet.lab.strategies import typed
-    from ms_droplet.machine import machine_info, use_all_cores
+    from ms_droplet.machine import machine_info
     from ms_droplet.progress import ProgressPrinter
-    from ms_droplet.runners import evaluator_config, interleaved_runner
+    from ms_droplet.runners import interleaved_runner, local_runner
     from ms_droplet.timed import TimedStrategy
     from ms_droplet.workloads import flop_count, get_workload, host_target
 
@@ -52,8 +52,7 @@ def main() -> int:
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 
     timing = options.pop("runner", "local")
-    runner = (interleaved_runner() if timing == "interleaved"
-              else ms.runner.LocalRunner(evaluator_config=evaluator_config(3), initializer=use_all_cores))
+    runner = interleaved_runner() if timing == "interleaved" else local_runner(3, validate=False)
     inner = ms_droplet.DropletSearch(seed=args.seed, **typed(options)) if strategy_name == "droplet" else strategy_name
     builder = fast_builder()
     clock = {"cpu_s": 0.0, "candidates": 0}

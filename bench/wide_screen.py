@@ -34,9 +34,8 @@ def main(argv=None) -> int:
 
     from ms_droplet.builder import fast_builder
     from ms_droplet.candidates import load_database, measure_candidate
-    from ms_droplet.machine import use_all_cores
     from ms_droplet.neighbourhood import site_moves
-    from ms_droplet.runners import evaluator_config
+    from ms_droplet.runners import local_runner
     from ms_droplet.stats import mean
     from ms_droplet.trace import count_loops, module_key, read_point, read_space, replay, with_point
     from ms_droplet.workloads import get_workload, host_target
@@ -111,7 +110,7 @@ def main(argv=None) -> int:
     half = len(top) // 2
     batch = [("centre", centre_sch), *top[:half], ("centre", centre_sch), *top[half:], *extra, ("centre", centre_sch)]
     built = fast_builder().build([ms.builder.BuilderInput(s.mod, target) for _, s in batch])
-    runner = ms.runner.LocalRunner(evaluator_config=evaluator_config(3), initializer=use_all_cores)
+    runner = local_runner(3, validate=False)
     ok = [(name, s, b) for (name, s), b in zip(batch, built, strict=True) if b.error_msg is None]
     futures = runner.run([RunnerInput(b.artifact_path, "cpu", ArgInfo.from_entry_func(s.mod, remove_preproc=True))
                           for _, s, b in ok])

@@ -42,10 +42,12 @@ def evaluator_config(repeat: int = DEFAULT_REPEAT) -> ms.runner.EvaluatorConfig:
     return ms.runner.EvaluatorConfig(number=1, repeat=repeat, min_repeat_ms=MIN_REPEAT_MS)
 
 
-def local_runner(repeat: int = DEFAULT_REPEAT) -> ms.runner.Runner:
-    """Measure on this machine, ``repeat`` samples per candidate (results checked by :func:`validated`),
-    with kernels on every physical core (:func:`ms_droplet.machine.use_all_cores`)."""
-    return validated(ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat), initializer=use_all_cores))
+def local_runner(repeat: int = DEFAULT_REPEAT, validate: bool = True) -> ms.runner.Runner:
+    """Measure on this machine, ``repeat`` samples per candidate, with kernels on every physical core
+    (:func:`ms_droplet.machine.use_all_cores`); results checked by :func:`validated` unless
+    ``validate=False`` (MetaSchedule's ``LocalRunner`` as it is, as the bench gives every strategy)."""
+    runner = ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat), initializer=use_all_cores)
+    return validated(runner) if validate else runner
 
 
 class _ValidatedRunner(PyRunner):

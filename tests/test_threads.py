@@ -23,6 +23,7 @@ def test_runner_workers_size_tvms_thread_pool_at_the_physical_cores(monkeypatch)
         monkeypatch.delenv(name, raising=False)
     # the worker processes where candidates are timed, asked how many threads a kernel runs on
     assert local_runner()._inst.inner._inst.pool.submit(runtime_threads).result() == physical_cores()
+    assert local_runner(validate=False)._inst.pool.submit(runtime_threads).result() == physical_cores()  # the bench's
     worker = interleaved_runner()._inst.worker
     worker.send(runtime_threads)
     assert worker.recv() == physical_cores()
