@@ -37,7 +37,7 @@ def main() -> int:
     import ms_droplet
     from ms_droplet.builder import KeptPoolBuilder, fast_builder
     from ms_droplet.lab.strategies import typed
-    from ms_droplet.machine import machine_info
+    from ms_droplet.machine import configured_threads, machine_info, use_all_cores
     from ms_droplet.progress import ProgressPrinter
     from ms_droplet.runners import interleaved_runner, local_runner
     from ms_droplet.timed import TimedStrategy
@@ -50,6 +50,7 @@ def main() -> int:
     work_dir = results / "work" / args.workload / work_dir_name(args.contender, args.n, args.seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    use_all_cores()  # the runner's workers inherit it (their initializer does the same): recorded below
 
     timing = options.pop("runner", "local")
     runner = interleaved_runner() if timing == "interleaved" else local_runner(3, validate=False)
@@ -86,7 +87,8 @@ def main() -> int:
 
     record = {
         "workload": args.workload, "contender": args.contender, "n": args.n, "budget": budget,
-        "seed": args.seed, "work_dir": str(work_dir), "runner": timing, "build_timeout_s": builder.timeout_sec,
+        "seed": args.seed, "work_dir": str(work_dir), "runner": timing,
+        "runner_threads": configured_threads(), "build_timeout_s": builder.timeout_sec,
         "build_workers": "kept" if isinstance(builder, KeptPoolBuilder) else "per batch",
         "wall_s": wall, "trials": progress.count,
         "failures": progress.failures, "best_latency_s": progress.best,

@@ -45,6 +45,18 @@ def use_all_cores() -> None:
         os.environ[THREADS_ENV] = str(physical_cores())
 
 
+def configured_threads() -> int | None:
+    """Threads the environment asks TVM's runtime for (``TVM_NUM_THREADS``, else
+    ``OMP_NUM_THREADS``, as TVM reads them), or None where neither is set."""
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            if not value.isdigit():
+                raise ValueError(f"{name}={value!r} is not a thread count")
+            return int(value)
+    return None
+
+
 def runtime_threads() -> int:
     """Threads TVM's runtime runs a parallel kernel on in this process (makes the pool if need be)."""
     import tvm

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import platform
 
+import pytest
 from tvm.s_tir import meta_schedule as ms
 
-from ms_droplet.machine import runtime_threads
+from ms_droplet.machine import configured_threads, runtime_threads
 from ms_droplet.runners import interleaved_runner, local_runner
 from ms_droplet.workloads import physical_cores
 
@@ -34,3 +35,16 @@ def test_runner_workers_size_tvms_thread_pool_at_the_physical_cores(monkeypatch)
 def test_a_users_thread_count_stands(monkeypatch):
     monkeypatch.setenv("TVM_NUM_THREADS", "1")
     assert local_runner()._inst.inner._inst.pool.submit(runtime_threads).result() == 1
+
+
+def test_configured_threads_reads_the_variables_tvm_reads(monkeypatch):
+    for name in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert configured_threads() is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert configured_threads() == 3
+    monkeypatch.setenv("TVM_NUM_THREADS", "2")  # TVM's own variable comes first
+    assert configured_threads() == 2
+    monkeypatch.setenv("TVM_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="TVM_NUM_THREADS='two'"):
+        configured_threads()
