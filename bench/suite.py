@@ -274,6 +274,7 @@ def cmd_compare(args) -> int:
                 row["machines"] = sorted({r["machine"]["target"] for r in seeded})
                 row["build_timeouts_s"] = sorted({build_timeout(r) for r in seeded})
                 row["build_workers"] = sorted({build_workers(r) for r in seeded})
+                row["runner_threads"] = sorted({r.get("runner_threads") for r in seeded}, key=str)
                 if "post_optimization" in seeded[0]:
                     row["post_optimization"] = [r.get("post_optimization") for r in seeded]
             else:
@@ -452,6 +453,15 @@ def mixed_builders(summary: dict, key: str) -> list[str]:
             if len({t for row in entry["contenders"].values() for t in row.get(key, ())}) > 1]
 
 
+def thread_mismatches(summary: dict) -> list[str]:
+    """Workloads where a run was tuned on another thread count than its kernels were timed on here
+    (runs record ``runner_threads`` since 2026-12-04 23:43; earlier ones, ``None``, are not judged):
+    a schedule picked while timing on one thread is not the one to pick on two."""
+    return [w for w, entry in summary["workloads"].items()
+            if any(t is not None and [t] != entry.get("runtime_threads", [t])
+                   for row in entry["contenders"].values() for t in row.get("runner_threads", ()))]
+
+
 def markdown_table(summary: dict) -> str:
     lines = [
         f"Machine: {summary['machine']['cpu']}, {summary['machine']['logical_cores']} cores, "
@@ -489,6 +499,15 @@ def markdown_table(summary: dict) -> str:
     if mixed := mixed_builders(summary, "build_workers"):
         lines.append(f"WARNING: contenders tuned with build workers kept and started per batch on {', '.join(mixed)}: "
                      "starting them costs about 2 s a batch, so their walls do not compare.")
+    timed = sorted({t for e in summary["workloads"].values() for t in e.get("runtime_threads", ())})
+    tuned = sorted({t for e in summary["workloads"].values() for row in e["contenders"].values()
+                    for t in row.get("runner_threads", ())}, key=str)
+    if timed:
+        how = ", ".join("unrecorded" if t is None else str(t) for t in tuned)
+        lines.append(f"Threads per kernel: timed here on {', '.join(map(str, timed))}"
+                     + (f"; tuned on {how}." if how else "."))
+    if mixed := thread_mismatches(summary):
+        lines.append(f"WARNING: runs tuned on another thread count than they were timed on here on {', '.join(mixed)}.")
     lines += machine_speed_lines(summary.get("machine_speed"))
     if summary.get("peak_derivation"):
         lines.append(f"Peak: {summary['peak_gflops']:.0f} GFLOPS = {summary['peak_derivation']}.")

@@ -582,3 +582,21 @@ def test_moves_retimes_each_moves_point_beside_its_centre(tmp_path, target, buil
         assert 0 < r["point_ms"] < 50 and 0 < r["centre_ms"] < 50
         assert r["ratio"] == pytest.approx(r["point_ms"] / r["centre_ms"])
     assert f"| {contender} | moved | {len(rows)} |" in (tmp_path / "moves-N24.md").read_text()
+
+
+def test_the_table_says_how_many_threads_runs_were_tuned_and_timed_on():
+    suite = _suite()
+
+    def row(threads):
+        return {"latency_s": 1e-3, "gflops": 1.0, "seeds": {"0": {"latency_s": 1e-3}}, "runner_threads": threads}
+
+    summary = {"machine": {"cpu": "cpu", "logical_cores": 2, "tvm": "0.27", "date": "now"}, "rounds": 3,
+               "command": "c", "workloads": {
+                   "A": {"runtime_threads": [2], "contenders": {"droplet@N": row([2]), "evolutionary@N": row([None])}},
+                   "B": {"runtime_threads": [2], "contenders": {"droplet@N": row([2]), "evolutionary@N": row([1, 2])}}}}
+    assert suite.thread_mismatches(summary) == ["B"]  # unrecorded (None) is not judged
+    table = suite.markdown_table(summary)
+    assert "Threads per kernel: timed here on 2; tuned on 1, 2, unrecorded." in table
+    assert "WARNING: runs tuned on another thread count than they were timed on here on B." in table
+    summary["workloads"].pop("B")
+    assert suite.thread_mismatches(summary) == [] and "WARNING" not in suite.markdown_table(summary)
