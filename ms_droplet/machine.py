@@ -33,13 +33,14 @@ def cpuinfo() -> dict[str, str]:
 
 
 THREADS_ENV = "TVM_NUM_THREADS"
+THREAD_VARIABLES = (THREADS_ENV, "OMP_NUM_THREADS")  # what TVM's runtime reads, in its order
 
 
 def use_all_cores() -> None:
     """Size TVM's runtime thread pool of this process at the physical cores, unless
     ``TVM_NUM_THREADS`` or ``OMP_NUM_THREADS`` is set (the user's choice stands). Takes effect only
     if called before the process first runs a TVM kernel (the pool is made once, on first use)."""
-    if THREADS_ENV not in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    if not any(name in os.environ for name in THREAD_VARIABLES):
         from .workloads import physical_cores
 
         os.environ[THREADS_ENV] = str(physical_cores())
@@ -48,7 +49,7 @@ def use_all_cores() -> None:
 def configured_threads() -> int | None:
     """Threads the environment asks TVM's runtime for (``TVM_NUM_THREADS``, else
     ``OMP_NUM_THREADS``, as TVM reads them), or None where neither is set."""
-    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
         value = os.environ.get(name, "").strip()
         if value:
             if not value.isdigit():

@@ -8,7 +8,7 @@ import platform
 import pytest
 from tvm.s_tir import meta_schedule as ms
 
-from ms_droplet.machine import configured_threads, runtime_threads
+from ms_droplet.machine import THREAD_VARIABLES, configured_threads, runtime_threads
 from ms_droplet.runners import interleaved_runner, local_runner
 from ms_droplet.workloads import physical_cores
 
@@ -20,7 +20,7 @@ def _tvm_default_threads() -> int:
 
 
 def test_runner_workers_size_tvms_thread_pool_at_the_physical_cores(monkeypatch):
-    for name in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     # the worker processes where candidates are timed, asked how many threads a kernel runs on
     assert local_runner()._inst.inner._inst.pool.submit(runtime_threads).result() == physical_cores()
@@ -38,7 +38,7 @@ def test_a_users_thread_count_stands(monkeypatch):
 
 
 def test_configured_threads_reads_the_variables_tvm_reads(monkeypatch):
-    for name in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert configured_threads() is None
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
