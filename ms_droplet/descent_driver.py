@@ -81,7 +81,7 @@ class DescentDriver:
                  donors: int = 0, serial_below: float | None = None, max_radius: int | None = None,
                  lookahead: Callable[[], int] = lambda: 0,
                  predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool | str = False,
-                 sure_gain: float | None = None) -> None:
+                 sure_gain: float | None = None, cut: Callable[[], float | None] = lambda: None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -104,6 +104,7 @@ class DescentDriver:
         self.predict = predict  # the cost model's scores of schedules (higher: faster)
         self.confirm = confirm  # True: a faster point is measured again before a move; "retime": each centre after; "both": True and the seed
         self.sure_gain = sure_gain  # with confirm: a gain this large (a fraction) is moved to at once
+        self.cut = cut  # a neighbour scored below this fraction of its centre's score is not measured (None: all are)
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -300,6 +301,7 @@ class DescentDriver:
             if not proposals:
                 return None
             known, fresh = self._replay(descent, proposals, measured)
+            fresh = self._cut(descent, fresh, known)
             # paired: one slot re-times the centre, the control of this descent's pairs
             control = self._again(descent, droplet.center) if self.paired and slots >= 2 and fresh else None
             room = slots - (control is not None)
@@ -330,6 +332,31 @@ class DescentDriver:
                             self.task_name, descent.number, droplet.best_time * 1e3, len(fresh))
                 return [*fresh, control]
             self._observe(descent, known)
+
+    def _cut(self, descent: Descent, fresh: list[Proposal], known: dict[Point, Samples]) -> list[Proposal]:
+        """``fresh`` less the neighbours the cost model scores below ``cut`` times the centre's
+        score; those go to ``known`` as failures (not faster, never measured). Pinned (serial)
+        moves are kept: the model has rarely seen a kernel without a parallel loop."""
+        cut = self.cut() if self.predict is not None and fresh else None
+        if not cut:
+            return fresh
+        droplet = descent.droplet
+        centre = self._as_itself(descent.trace, droplet.space, droplet.center, 1)[1]
+        if centre is None:
+            return fresh
+        scores = self.predict([centre] + [sch for sch, _ in fresh])
+        if scores[0] <= 0:  # no scale to cut against
+            return fresh
+        kept = []
+        for proposal, score in zip(fresh, scores[1:], strict=True):
+            if score < cut * scores[0] and proposal[1].point not in droplet.pinned:
+                known[proposal[1].point] = None
+            else:
+                kept.append(proposal)
+        if len(kept) < len(fresh):
+            logger.info("droplet %s: descent %d skips %d of %d neighbours at radius %d, scored below %.2g of its centre",
+                        self.task_name, descent.number, len(fresh) - len(kept), len(fresh), droplet.radius, cut)
+        return kept
 
     def _ranked(self, fresh: list[Proposal], droplet: Droplet) -> list[Proposal]:
         """``fresh`` best first by the cost model, the droplet's pinned proposals before all."""

@@ -128,6 +128,7 @@ class _TaskState:
             serial_below=_BELOW[opts["serial_move"]], max_radius=opts["max_radius"],
             lookahead=partial(self._once_model_ranks, "lookahead"), predict=None if cost_model is None else self._predict,
             confirm=opts["confirm_moves"], sure_gain=opts["sure_gain"],
+            cut=partial(self._once_model_ranks, "model_cut"),
         )
         # the workload as written, measured once in the first batch (None: not, or done)
         small = opts["unscheduled"] is True or (opts["unscheduled"] == "auto" and self.guard.base <= UNSCHEDULED_FLOPS)
@@ -188,11 +189,11 @@ class _TaskState:
     def _wanted(self, key: int, taken: set[int], mod) -> bool:
         return key not in self.measured and key not in taken and not self.guard.excessive(mod, key)
 
-    def _once_model_ranks(self, option: str) -> int:
-        """``option`` (two-site moves, the walk's steps) once the cost model has trained, else 0:
-        before (or without one) two-site moves would only crowd the descent's own one-site moves
-        out of its batches, and a walk would follow noise. It is the run's: on a model it has
-        trained on every task's results."""
+    def _once_model_ranks(self, option: str) -> Any:
+        """``option`` (two-site moves, the walk's steps, the model's cut) once the cost model has
+        trained, else 0: before (or without one) two-site moves would only crowd the descent's
+        own one-site moves out of its batches, and a walk or a cut would follow noise. It is the
+        run's: on a model it has trained on every task's results."""
         return self.opts[option] if model_ranks(self.cost_model, self.group.results) else 0
 
     def _predict(self, schedules: list[Schedule]) -> np.ndarray:
@@ -546,6 +547,15 @@ class _DropletSearch(PySearchStrategy):
         ``0`` keeps to one-site moves. 64 is the default because on the bench's six
         workloads (three seeds) it beat 0 on every target of issue 13 but one
         (evolutionary@10N on GMM-2; docs/benchmarks.md).
+    model_cut : float in (0, 1) or None, default None
+        A descent does not measure a neighbour the cost model scores below this fraction of its
+        centre's score (xgb scores relative throughput: 0.5 skips what it predicts at least twice
+        as slow), once the model has seen 100 results; such a neighbour counts as not faster, and
+        the radius grows without spending trials on it. Serial moves are always measured.
+        Why: on two threads (Xeon, GMM-2, C2D-1, DEP-1) 25-53% of droplet's descent trials ran
+        1.5 times slower than the best so far or worse, evolutionary search's 8-28%; at large
+        radii a site's few far moves are all measured whatever the model thinks of them.
+        ``None``: every neighbour is measured.
     donors : int >= 0, default 0
         Radius 1 also offers every move of one decision to the value one of the ``donors``
         fastest other schedules of the seed's design space has there (a crossover of one site,
@@ -637,6 +647,7 @@ class _DropletSearch(PySearchStrategy):
         sure_gain: float | None = 0.1,
         fill_batch: int = 1,
         two_site_moves: int = 64,
+        model_cut: float | None = None,
         donors: int = 0,
         serial_move: bool | str = "auto",
         unscheduled: bool | str = "auto",
@@ -667,6 +678,8 @@ class _DropletSearch(PySearchStrategy):
                                        high_open=True, optional=True),
             "fill_batch": checks.integer(_OWNER, "fill_batch", fill_batch, 1),
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
+            "model_cut": checks.number(_OWNER, "model_cut", model_cut, low=0, high=1, low_open=True,
+                                       high_open=True, optional=True),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
             "serial_move": checks.flag_or_auto(_OWNER, "serial_move", serial_move),
             "unscheduled": checks.flag_or_auto(_OWNER, "unscheduled", unscheduled),

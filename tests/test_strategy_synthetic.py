@@ -344,6 +344,36 @@ def test_lookahead_reaches_the_optimum_in_fewer_trials():
     assert walked < plain, (walked, plain)
 
 
+def test_model_cut_measures_no_neighbour_scored_far_below_its_centre_once_the_model_has_trained():
+    def descent_times(explore_trials, **options):
+        """(time, its centre's time, results seen before its batch) of every descent candidate of a
+        run with the oracle model."""
+        strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=3,
+                                            **options)
+        ctx = make_context(matmul_mod(), target_cpu(), strategy)
+        ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, RecordingOracleModel())
+        state, out = strategy._state, []
+        while (cands := ctx.generate_measure_candidates()) is not None:
+            if state.batch_kind == "descent" and state.descents.in_flight:
+                centre = next(iter(state.descents.in_flight.values())).droplet.best_time
+                out += [(synthetic_seconds(c.sch), centre, state.sent - len(cands)) for c in cands]
+            ctx.notify_runner_results(cands, landscape(cands))
+        ctx.post_tuning()
+        return out
+
+    plain, cut = descent_times(104), descent_times(104, model_cut=0.5)
+    # the oracle's score is 1 / time: a cut at 0.5 skips every neighbour over twice its centre's time
+    assert max(t / c for t, c, _ in cut) <= 2.0 + 1e-9
+    assert max(t / c for t, c, _ in plain) > 2.0, "without the cut the descent measures such neighbours"
+    assert min(t for t, _, _ in cut) == pytest.approx(OPTIMUM) and len(cut) < len(plain)
+
+    def early(times):
+        return [x for x in times if x[2] < 100]
+
+    # before the model has seen 100 results it cuts nothing: the same batches as without the option
+    assert early(descent_times(16, model_cut=0.5)) == early(descent_times(16)) != []
+
+
 def _confirmed_run(confirm: bool | str, second_draw: float, sure_gain: float | None = None):
     """(batches of schedule keys, batches of times, task state) of a run in which every schedule
     measured again takes ``second_draw`` times its landscape time (a fault injected: a lucky

@@ -1,0 +1,86 @@
+"""Would the cost model have told the descents' hopeless candidates from the useful ones?
+
+Replays one run's records in the order they were measured; before each block of ``--every``
+records it trains MetaSchedule's xgb cost model on every record before it (as the strategy's
+model had seen them), and scores the block's candidates and the best schedule measured so far.
+Prints, for the records after ``--start`` (the descents' trials, at N = 300), how the predicted
+score relative to the incumbent's separates candidates measured at least 1.5x slower than the
+incumbent from those within 1.1x of it, and what a cut at each ``--cuts`` fraction would have
+skipped. Reads files, times nothing; run it alone all the same (it trains models).
+
+    python bench/model_screen.py --results bench/results/xeon-2t --workload GMM-2 \
+        droplet-at-N-N300 droplet-at-N-N300-s1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("runs", nargs="+", help="work dir names under RESULTS/work/WORKLOAD")
+    parser.add_argument("--start", type=int, default=150, help="first record judged")
+    parser.add_argument("--every", type=int, default=32, help="records per model retraining")
+    parser.add_argument("--cuts", default="0.3,0.5,0.7", help="predicted fractions of the incumbent's score")
+    parser.add_argument("--out", help="write every judged record's (ratio measured, ratio predicted) as JSON")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.runner import RunnerResult
+
+    from ms_droplet.candidates import measure_candidate
+    from ms_droplet.stats import mean
+    from ms_droplet.trace import base_trace, replay, run_samples
+    from ms_droplet.workloads import get_workload, host_target
+
+    mod, target = get_workload(args.workload).mod, host_target()
+    ctx = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply", task_name="w", num_threads=1)
+    ctx.generate_design_space()
+    post = list(ctx.space_generator.postprocs)
+    cuts = [float(c) for c in args.cuts.split(",")]
+    out = {}
+    for run in args.runs:
+        work = f"{args.results}/work/{args.workload}/{run}"
+        workload = ms.database.JSONDatabase(work_dir=work).commit_workload(mod)
+        rows = []  # (measured mean, candidate) in the order measured: the file's line order
+        with open(f"{work}/database_tuning_record.json") as f:
+            for line in f:
+                record = ms.database.TuningRecord.from_json(json.loads(line)[1], workload)
+                sch = replay(mod, base_trace(record.trace), post, 1)
+                if sch is None:
+                    continue
+                secs = run_samples(record.run_secs)
+                rows.append((mean(secs) if secs else float("inf"), measure_candidate(sch)))
+        judged = []  # (measured / incumbent, predicted / incumbent's prediction)
+        for block in range(args.start, len(rows), args.every):
+            model = ms.cost_model.XGBModel(num_tuning_cores=1)
+            seen = rows[:block]
+            model.update(ctx, [c for _, c in seen], [RunnerResult([t] if t < float("inf") else [1e10], None) for t, _ in seen])
+            best_i = min(range(block), key=lambda i: rows[i][0])
+            part = rows[block:block + args.every]
+            scores = np.asarray(model.predict(ctx, [rows[best_i][1]] + [c for _, c in part]), dtype=float)
+            for (t, _), s in zip(part, scores[1:], strict=True):
+                judged.append((t / rows[best_i][0], float(s / scores[0]) if scores[0] > 0 else float("nan")))
+        out[run] = judged
+        bad = [p for m, p in judged if m >= 1.5]
+        good = [p for m, p in judged if m <= 1.1]
+        print(f"{run}: {len(judged)} records judged; {len(bad)} at >= 1.5x the incumbent, {len(good)} within 1.1x")
+        if bad and good:
+            print(f"  predicted / incumbent's: hopeless median {np.median(bad):.2f}, useful median {np.median(good):.2f}")
+        for c in cuts:
+            print(f"  cut at {c}: skips {sum(p < c for p in bad)} of {len(bad)} hopeless, "
+                  f"{sum(p < c for p in good)} of {len(good)} useful "
+                  f"(of which {sum(p < c for m, p in judged if m < 1.0)} faster than the incumbent)")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
