@@ -13,7 +13,9 @@ centre's radius 1 also holds the points of a walk along the cost model's predict
 alone in the descent's next batch share, before the descent moves there; with ``confirm="retime"``
 the descent moves at once, and its seed and every centre it moves to are measured again so; with
 ``confirm="both"`` moves are confirmed and the seed is measured again; with ``sure_gain``, a
-confirmed rule moves at once on a gain that large, and measures the new centre again.
+confirmed rule moves at once on a gain that large, and measures the new centre again. With
+``cut``, a neighbour the cost model scores below that fraction of its centre's score is answered
+as a failure, unmeasured.
 """
 
 from __future__ import annotations

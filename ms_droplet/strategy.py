@@ -552,9 +552,12 @@ class _DropletSearch(PySearchStrategy):
         centre's score (xgb scores relative throughput: 0.5 skips what it predicts at least twice
         as slow), once the model has seen 100 results; such a neighbour counts as not faster, and
         the radius grows without spending trials on it. Serial moves are always measured.
-        Why: on two threads (Xeon, GMM-2, C2D-1, DEP-1) 25-53% of droplet's descent trials ran
+        Why: on two threads (Xeon, GMM-2, C2D-1, DEP-1) 27-53% of droplet's descent trials ran
         1.5 times slower than the best so far or worse, evolutionary search's 8-28%; at large
         radii a site's few far moves are all measured whatever the model thinks of them.
+        Measured at 0.5 on the six workloads (two threads, three seeds): kernels 1.013x
+        evolutionary search's, the default's 1.003x (GMM-2 0.95x against 1.04x, T2D-1 1.13x
+        against 0.89x); off by default (docs/benchmarks.md).
         ``None``: every neighbour is measured.
     donors : int >= 0, default 0
         Radius 1 also offers every move of one decision to the value one of the ``donors``
