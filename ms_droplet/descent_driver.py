@@ -15,7 +15,9 @@ the descent moves at once, and its seed and every centre it moves to are measure
 ``confirm="both"`` moves are confirmed and the seed is measured again; with ``sure_gain``, a
 confirmed rule moves at once on a gain that large, and measures the new centre again. With
 ``cut``, a neighbour the cost model scores below that fraction of its centre's score is answered
-as a failure, unmeasured.
+as a failure, unmeasured; with ``trust`` too, only while the model's scores of the neighbours
+measured so far agree with their times (rank correlation at least ``trust``, over at least
+``TRUST_AFTER`` of them).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .descent import Droplet
 from .neighbourhood import neighbours, serial_candidates, two_site_neighbours
 from .seeds import DIVERSE_WITHIN, seed_order
 from .space import DecisionSpace, Point
-from .stats import mean
+from .stats import mean, rank_agreement
 from .trace import (
     count_loops,
     has_parallel_loop,
@@ -53,6 +55,8 @@ Samples = tuple[float, ...] | None
 
 #: serial moves a centre offers (best ranked first); the rest of its batch is ranked neighbours
 SERIAL_MOVES = 4
+#: measured neighbours with the model's scores a trust-gated cut needs before it may act
+TRUST_AFTER = 32
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Descent:
     known: dict[Point, Samples] = field(default_factory=dict)  # the batch in flight's answered points
     screened: int = 0  # neighbours measured at the current radius since the last move
     last_look: bool = True  # the batch in flight is this radius's last: no move then grows the radius
+    scored: dict[Point, float] = field(default_factory=dict)  # the batch in flight's: model's score / centre's
 
 
 class DescentDriver:
@@ -83,7 +88,8 @@ class DescentDriver:
                  donors: int = 0, serial_below: float | None = None, max_radius: int | None = None,
                  lookahead: Callable[[], int] = lambda: 0,
                  predict: Callable[[list[Schedule]], Sequence[float]] | None = None, confirm: bool | str = False,
-                 sure_gain: float | None = None, cut: Callable[[], float | None] = lambda: None) -> None:
+                 sure_gain: float | None = None, cut: Callable[[], float | None] = lambda: None,
+                 trust: float | None = None) -> None:
         self.mod = mod
         self.postprocs = postprocs
         self.task_name = task_name
@@ -107,6 +113,10 @@ class DescentDriver:
         self.confirm = confirm  # True: a faster point is measured again before a move; "retime": each centre after; "both": True and the seed
         self.sure_gain = sure_gain  # with confirm: a gain this large (a fraction) is moved to at once
         self.cut = cut  # a neighbour scored below this fraction of its centre's score is not measured (None: all are)
+        self.trust = trust  # the cut acts only while the model ranks measured neighbours this well (None: always)
+        # measured neighbours, a group per descent and batch: (score / centre's, time / centre's)
+        self.agreement: list[list[tuple[float, float]]] = []
+        self._trusted: bool | None = None  # the gate's last answer, to log its changes
         self.within = DIVERSE_WITHIN if diverse_seeds else None
         self.structures: list[tuple] = []  # design space of every descent started, in order
         self.active: list[Descent] = []
@@ -349,16 +359,45 @@ class DescentDriver:
         scores = self.predict([centre] + [sch for sch, _ in fresh])
         if scores[0] <= 0:  # no scale to cut against
             return fresh
+        act = self._trust_model()
         kept = []
         for proposal, score in zip(fresh, scores[1:], strict=True):
-            if score < cut * scores[0] and proposal[1].point not in droplet.pinned:
-                known[proposal[1].point] = None
+            point = proposal[1].point
+            if act and score < cut * scores[0] and point not in droplet.pinned:
+                known[point] = None
             else:
                 kept.append(proposal)
+                descent.scored[point] = float(score / scores[0])
         if len(kept) < len(fresh):
             logger.info("droplet %s: descent %d skips %d of %d neighbours at radius %d, scored below %.2g of its centre",
                         self.task_name, descent.number, len(fresh) - len(kept), len(fresh), droplet.radius, cut)
         return kept
+
+    def _trust_model(self) -> bool:
+        """Whether the cut may act: always without ``trust``; with it, once ``TRUST_AFTER``
+        measured neighbours were scored, while their scores and times agree that well. On two
+        threads the model ranked one workload's neighbours at random (T2D-1), where a cut
+        skipped faster ones."""
+        if self.trust is None:
+            return True
+        rho, pairs = rank_agreement(self.agreement)
+        trusted = pairs >= TRUST_AFTER and rho >= self.trust
+        if pairs >= TRUST_AFTER and trusted != self._trusted:
+            logger.info("droplet %s: the cost model's scores of %d measured neighbours agree with their times "
+                        "at %.2f (rank correlation): its cut %s", self.task_name, pairs, rho,
+                        "acts" if trusted else "waits")
+            self._trusted = trusted
+        return trusted
+
+    def _learn(self, descent: Descent, own: dict[Point, Samples]) -> None:
+        """Pairs each measured neighbour the cut scored with its time, both relative to the
+        centre's: the evidence ``trust`` is checked on, a group per batch (one centre, one model)."""
+        centre = descent.droplet.best_time
+        group = [(descent.scored[point], mean(samples) / centre) for point, samples in own.items()
+                 if point in descent.scored and samples and 0 < centre < float("inf")]
+        if group:
+            self.agreement.append(group)
+        descent.scored.clear()
 
     def _ranked(self, fresh: list[Proposal], droplet: Droplet) -> list[Proposal]:
         """``fresh`` best first by the cost model, the droplet's pinned proposals before all."""
@@ -459,9 +498,11 @@ class DescentDriver:
                             self.task_name, number, len(slow))
             # a suspect is measured again alone before any more neighbours: this batch was that
             if descent.droplet.suspect is not None:
+                descent.scored.clear()
                 self._recheck(descent, controls.get(number))
                 continue
             own = results.get(number, {})
+            self._learn(descent, own)
             self._observe(descent, {**descent.known, **own}, controls.get(number), own)
         self.in_flight = {}
 

@@ -45,6 +45,25 @@ def is_faster(candidate: Sequence[float], incumbent: Sequence[float], p_value: f
     return bool(result.pvalue <= p_value)
 
 
+def rank_agreement(groups: Sequence[Sequence[tuple[float, float]]]) -> tuple[float, int]:
+    """How well predicted scores (higher: faster) order measured times (lower: faster), within
+    each group of ``(score, time)`` pairs: Spearman's rank correlation of each group, averaged
+    weighted by its size, and the number of pairs it rests on. 1: the scores order every group's
+    times exactly; near 0: at random. Groups of fewer than three pairs or with a constant side
+    have no order to agree with and count for nothing (NaN if no group is left).
+
+    Within groups, because pooled pairs scored against different references correlate through
+    the references alone: a centre scored low makes its neighbours' score ratios high."""
+    total = weight = 0
+    for group in groups:
+        scores, times = [s for s, _ in group], [t for _, t in group]
+        if len(group) < 3 or len(set(scores)) < 2 or len(set(times)) < 2:
+            continue
+        total += len(group) * float(stats.spearmanr(scores, [-t for t in times]).statistic)
+        weight += len(group)
+    return (total / weight if weight else math.nan), weight
+
+
 def _spread(samples: Sequence[float]) -> float:
     return max(samples) - min(samples)
 

@@ -75,6 +75,14 @@ def _check_every(value: Any) -> int:
     return int(value)
 
 
+def _check_trust(value: Any, cut: Any) -> float | None:
+    """A rank correlation in [-1, 1] or None; it gates ``model_cut``, so it needs one."""
+    trust = checks.number(_OWNER, "model_cut_trust", value, low=-1, high=1, optional=True)
+    if trust is not None and cut is None:
+        raise ValueError(f"{_OWNER}: model_cut_trust={value!r} gates model_cut, which is None; set model_cut too")
+    return trust
+
+
 class _TaskState:
     """One ``pre_tuning`` .. ``post_tuning`` span: the plan that decides what each batch holds.
 
@@ -128,7 +136,7 @@ class _TaskState:
             serial_below=_BELOW[opts["serial_move"]], max_radius=opts["max_radius"],
             lookahead=partial(self._once_model_ranks, "lookahead"), predict=None if cost_model is None else self._predict,
             confirm=opts["confirm_moves"], sure_gain=opts["sure_gain"],
-            cut=partial(self._once_model_ranks, "model_cut"),
+            cut=partial(self._once_model_ranks, "model_cut"), trust=opts["model_cut_trust"],
         )
         # the workload as written, measured once in the first batch (None: not, or done)
         small = opts["unscheduled"] is True or (opts["unscheduled"] == "auto" and self.guard.base <= UNSCHEDULED_FLOPS)
@@ -558,6 +566,13 @@ class _DropletSearch(PySearchStrategy):
         Measured at 0.5 on the six workloads (two threads, three seeds): kernels 1.013x
         evolutionary search's, the default's 1.003x (GMM-2 0.95x against 1.04x, T2D-1 1.13x
         against 0.89x); off by default (docs/benchmarks.md).
+    model_cut_trust : float in [-1, 1] or None, default None
+        With ``model_cut``: the cut acts only once 32 measured neighbours of the task's descents
+        have been scored, and only while their scores and times agree with at least this rank
+        correlation (Spearman; both relative to their centre's). ``None``: the cut always acts.
+        Why: the cut won where the model ranked neighbours well (GMM-2, DEP-1) and lost T2D-1,
+        where its scores of 32-64 descent trials correlated with their times at -0.02 to 0.30
+        (GMM-2, C2D-1, DEP-1: mostly 0.4-0.8; offline over 12 runs, ``bench/model_screen.py``).
         ``None``: every neighbour is measured.
     donors : int >= 0, default 0
         Radius 1 also offers every move of one decision to the value one of the ``donors``
@@ -651,6 +666,7 @@ class _DropletSearch(PySearchStrategy):
         fill_batch: int = 1,
         two_site_moves: int = 64,
         model_cut: float | None = None,
+        model_cut_trust: float | None = None,
         donors: int = 0,
         serial_move: bool | str = "auto",
         unscheduled: bool | str = "auto",
@@ -683,6 +699,7 @@ class _DropletSearch(PySearchStrategy):
             "two_site_moves": checks.integer(_OWNER, "two_site_moves", two_site_moves, 0),
             "model_cut": checks.number(_OWNER, "model_cut", model_cut, low=0, high=1, low_open=True,
                                        high_open=True, optional=True),
+            "model_cut_trust": _check_trust(model_cut_trust, model_cut),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
             "serial_move": checks.flag_or_auto(_OWNER, "serial_move", serial_move),
             "unscheduled": checks.flag_or_auto(_OWNER, "unscheduled", unscheduled),

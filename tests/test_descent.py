@@ -8,7 +8,7 @@ from scipy import stats
 
 from ms_droplet.descent import Droplet
 from ms_droplet.space import CATEGORICAL, COMPUTE_LOCATION, TILE, DecisionSpace, Site
-from ms_droplet.stats import is_faster, mean
+from ms_droplet.stats import is_faster, mean, rank_agreement
 
 SPACE = DecisionSpace((Site(TILE, 0, extent=16, max_innermost=16), Site(CATEGORICAL, 1, num_choices=4)))
 
@@ -428,3 +428,17 @@ def test_singles_first_holds_back_the_two_site_moves_of_a_part_measured_alone():
     assert droplet.singles_first([pair_a, tile_b, unroll_1], 2) == [pair_a, tile_b]
     # a pair whose parts have no one-site move in the batch keeps its rank
     assert droplet.singles_first([pair_b, tile_a], 2) == [pair_b, tile_a]
+
+
+def test_rank_agreement_is_spearman_within_groups_weighted_by_size():
+    exact = [(3.0, 1.0), (2.0, 2.0), (1.0, 3.0)]  # higher score, lower time: agree
+    reversed_ = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (4.0, 4.0), (5.0, 5.0)]
+    assert rank_agreement([exact]) == (1.0, 3)
+    assert rank_agreement([exact, reversed_]) == (pytest.approx((3 * 1 - 5 * 1) / 8), 8)
+    # too small or without order: no evidence
+    assert math.isnan(rank_agreement([[(1.0, 1.0), (2.0, 0.5)], [(1.0, 1.0), (1.0, 2.0), (1.0, 3.0)]])[0])
+    # pooled, these two groups would agree perfectly through their references alone; within, not at all
+    low_centre = [(10.0, 0.5), (11.0, 0.4), (12.0, 0.6)]
+    high_centre = [(0.4, 2.0), (0.5, 2.1), (0.6, 1.9)]
+    assert rank_agreement([low_centre, high_centre]) == (pytest.approx(0.0), 6)
+    assert rank_agreement([low_centre + high_centre])[0] > 0.7

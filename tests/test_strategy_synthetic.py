@@ -344,34 +344,73 @@ def test_lookahead_reaches_the_optimum_in_fewer_trials():
     assert walked < plain, (walked, plain)
 
 
+def _descent_times(explore_trials: int, model=None, **options):
+    """(time, its centre's time, results seen before its batch, scored neighbours measured before
+    it) of every descent candidate of a run with ``model`` (default the oracle), and the task state."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=3,
+                                        **options)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, model or RecordingOracleModel())
+    state, out = strategy._state, []
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        if state.batch_kind == "descent" and state.descents.in_flight:
+            centre = next(iter(state.descents.in_flight.values())).droplet.best_time
+            seen, scored = state.sent - len(cands), sum(map(len, state.descents.agreement))
+            out += [(synthetic_seconds(c.sch), centre, seen, scored) for c in cands]
+        ctx.notify_runner_results(cands, landscape(cands))
+    ctx.post_tuning()
+    return out, state
+
+
 def test_model_cut_measures_no_neighbour_scored_far_below_its_centre_once_the_model_has_trained():
     def descent_times(explore_trials, **options):
-        """(time, its centre's time, results seen before its batch) of every descent candidate of a
-        run with the oracle model."""
-        strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=3,
-                                            **options)
-        ctx = make_context(matmul_mod(), target_cpu(), strategy)
-        ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, RecordingOracleModel())
-        state, out = strategy._state, []
-        while (cands := ctx.generate_measure_candidates()) is not None:
-            if state.batch_kind == "descent" and state.descents.in_flight:
-                centre = next(iter(state.descents.in_flight.values())).droplet.best_time
-                out += [(synthetic_seconds(c.sch), centre, state.sent - len(cands)) for c in cands]
-            ctx.notify_runner_results(cands, landscape(cands))
-        ctx.post_tuning()
-        return out
+        return _descent_times(explore_trials, **options)[0]
 
     plain, cut = descent_times(104), descent_times(104, model_cut=0.5)
     # the oracle's score is 1 / time: a cut at 0.5 skips every neighbour over twice its centre's time
-    assert max(t / c for t, c, _ in cut) <= 2.0 + 1e-9
-    assert max(t / c for t, c, _ in plain) > 2.0, "without the cut the descent measures such neighbours"
-    assert min(t for t, _, _ in cut) == pytest.approx(OPTIMUM) and len(cut) < len(plain)
+    assert max(t / c for t, c, *_ in cut) <= 2.0 + 1e-9
+    assert max(t / c for t, c, *_ in plain) > 2.0, "without the cut the descent measures such neighbours"
+    assert min(t for t, *_ in cut) == pytest.approx(OPTIMUM) and len(cut) < len(plain)
 
     def early(times):
         return [x for x in times if x[2] < 100]
 
     # before the model has seen 100 results it cuts nothing: the same batches as without the option
     assert early(descent_times(16, model_cut=0.5)) == early(descent_times(16)) != []
+
+
+@derived_object
+class ScrambledModel(PyCostModel):
+    """A fault injected: a cost model whose scores have nothing to do with the run times (a fixed
+    pseudo-random number per schedule)."""
+
+    def load(self, path: str) -> None:
+        pass
+
+    def save(self, path: str) -> None:
+        pass
+
+    def update(self, context, candidates, results) -> None:
+        pass
+
+    def predict(self, context, candidates) -> np.ndarray:
+        return np.asarray([1.0 + module_key(c.sch.mod) % 1000 for c in candidates], dtype=float)
+
+
+def test_model_cut_trust_lets_the_cut_act_only_where_the_model_ranks_measured_neighbours_well():
+    # the oracle ranks perfectly: the cut waits for 32 scored neighbours, then skips as without trust
+    gated, _ = _descent_times(104, model_cut=0.5, model_cut_trust=0.4)
+    plain = _descent_times(104)[0]
+    waiting = [x[:3] for x in gated if x[3] < 32]
+    assert waiting == [x[:3] for x in plain[:len(waiting)]] != [], "before the evidence: batches as without a cut"
+    assert max(t / c for t, c, _, scored in gated if scored >= 32) <= 2.0 + 1e-9, "then the cut acts"
+    assert max(t / c for t, c, *_ in plain[len(waiting):]) > 2.0
+    assert min(t for t, *_ in gated) == pytest.approx(OPTIMUM)
+    # scores at random: ungated, the cut skips neighbours (other batches); gated, it never acts
+    plain = _descent_times(104, ScrambledModel())[0]
+    assert _descent_times(104, ScrambledModel(), model_cut=0.5)[0] != plain
+    gated, state = _descent_times(104, ScrambledModel(), model_cut=0.5, model_cut_trust=0.4)
+    assert [x[:3] for x in gated] == [x[:3] for x in plain] and sum(map(len, state.descents.agreement)) >= 32
 
 
 def _confirmed_run(confirm: bool | str, second_draw: float, sure_gain: float | None = None):
