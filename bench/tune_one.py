@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,6 @@ def main() -> int:
     parser.add_argument("--per-iter", type=int, default=32)
     parser.add_argument("--results", required=True)
     args = parser.parse_args()
-
-    import logging
 
     # TuneContext imports every tensor intrinsic (about a minute here, the same for every contender):
     # done before the clock starts, so wall times compare the tuning itself.
@@ -50,6 +49,7 @@ def main() -> int:
     work_dir = results / "work" / args.workload / work_dir_name(args.contender, args.n, args.seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    _log_droplet(work_dir / "logs" / "droplet.log")
     use_all_cores()  # the runner's workers inherit it (their initializer does the same): recorded below
 
     timing = options.pop("runner", "local")
@@ -106,6 +106,20 @@ def main() -> int:
     print(f"  {args.workload} {args.contender}: best {progress.best * 1e6:.1f} us, {progress.count} trials, "
           f"{wall:.0f} s", flush=True)
     return 0
+
+
+def _log_droplet(path: Path) -> None:
+    """Droplet's decisions (moves, cuts, restarts) at INFO into the run's own file, for reading
+    a run afterwards; warnings still reach the console."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    form = logging.Formatter("%(asctime)s [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S")
+    for handler, level in ((logging.FileHandler(path), logging.INFO), (logging.StreamHandler(), logging.WARNING)):
+        handler.setLevel(level)
+        handler.setFormatter(form)
+        logger.addHandler(handler)
 
 
 if __name__ == "__main__":
