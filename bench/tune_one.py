@@ -49,7 +49,6 @@ def main() -> int:
     work_dir = results / "work" / args.workload / work_dir_name(args.contender, args.n, args.seed)
     work_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-    _log_droplet(work_dir / "logs" / "droplet.log")
     use_all_cores()  # the runner's workers inherit it (their initializer does the same): recorded below
 
     timing = options.pop("runner", "local")
@@ -67,7 +66,7 @@ def main() -> int:
             builder=builder,
             runner=runner,
             cost_model="xgb",
-            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback()],
+            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress.callback(), _droplet_log(work_dir / "logs" / "droplet.log")],
             seed=args.seed, post_optimization=post,
         )
         error = None
@@ -108,9 +107,28 @@ def main() -> int:
     return 0
 
 
+def _droplet_log(path: Path):
+    """A measure callback that, after the first batch, sends Droplet's decisions (moves, cuts,
+    restarts) at INFO to the run's own file, for reading a run afterwards; warnings still reach
+    the console. Not before: tuning sets MetaSchedule's loggers up (``logging.config``), which
+    clears the handlers of every logger below ``tvm.s_tir.meta_schedule``."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class DropletLog(PyMeasureCallback):
+        def __init__(self) -> None:
+            self.attached = False
+
+        def apply(self, *args) -> None:
+            if not self.attached:
+                _log_droplet(path)
+                self.attached = True
+
+    return DropletLog()
+
+
 def _log_droplet(path: Path) -> None:
-    """Droplet's decisions (moves, cuts, restarts) at INFO into the run's own file, for reading
-    a run afterwards; warnings still reach the console."""
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("tvm.s_tir.meta_schedule.droplet")
     logger.setLevel(logging.INFO)
