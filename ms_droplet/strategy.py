@@ -566,14 +566,18 @@ class _DropletSearch(PySearchStrategy):
         Measured at 0.5 on the six workloads (two threads, three seeds): kernels 1.013x
         evolutionary search's, the default's 1.003x (GMM-2 0.95x against 1.04x, T2D-1 1.13x
         against 0.89x); off by default (docs/benchmarks.md).
+        ``None``: every neighbour is measured.
     model_cut_trust : float in [-1, 1] or None, default None
         With ``model_cut``: the cut acts only once 32 measured neighbours of the task's descents
         have been scored, and only while their scores and times agree with at least this rank
-        correlation (Spearman; both relative to their centre's). ``None``: the cut always acts.
+        correlation (Spearman within each descent's batch, averaged weighted by size; both
+        relative to the centre's). ``None``: the cut always acts.
         Why: the cut won where the model ranked neighbours well (GMM-2, DEP-1) and lost T2D-1,
-        where its scores of 32-64 descent trials correlated with their times at -0.02 to 0.30
-        (GMM-2, C2D-1, DEP-1: mostly 0.4-0.8; offline over 12 runs, ``bench/model_screen.py``).
-        ``None``: every neighbour is measured.
+        where its scores of a run's descent trials correlated with their times at -0.01 to 0.24
+        (GMM-2, C2D-1, DEP-1: 0.29-0.71; offline over 12 runs, ``bench/model_screen.py``).
+        Measured at 0.4 with ``model_cut=0.5`` on the six workloads (two threads, three seeds):
+        1.001x evolutionary search, the ungated cut 1.004x, the default 0.992x in the same
+        compare (T2D-1 0.94x, the ungated cut's 1.04x); off (docs/benchmarks.md).
     donors : int >= 0, default 0
         Radius 1 also offers every move of one decision to the value one of the ``donors``
         fastest other schedules of the seed's design space has there (a crossover of one site,

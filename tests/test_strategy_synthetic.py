@@ -214,12 +214,8 @@ def test_a_descent_does_not_repeat_a_move_whose_build_timed_out():
     assert max(repeated.values()) > 1, repeated
 
 
-@derived_object
-class RecordingOracleModel(PyCostModel):
-    """A cost model that knows the synthetic landscape (score = 1 / time) and records each query."""
-
-    def __init__(self) -> None:
-        self.queries: list[list[tuple[int, float]]] = []
+class _FixedModel(PyCostModel):
+    """A cost model that learns nothing: its scores are a fixed function of the schedule."""
 
     def load(self, path: str) -> None:
         pass
@@ -229,6 +225,14 @@ class RecordingOracleModel(PyCostModel):
 
     def update(self, context, candidates, results) -> None:
         pass
+
+
+@derived_object
+class RecordingOracleModel(_FixedModel):
+    """A cost model that knows the synthetic landscape (score = 1 / time) and records each query."""
+
+    def __init__(self) -> None:
+        self.queries: list[list[tuple[int, float]]] = []
 
     def predict(self, context, candidates) -> np.ndarray:
         scores = [1.0 / synthetic_seconds(c.sch) for c in candidates]
@@ -380,18 +384,9 @@ def test_model_cut_measures_no_neighbour_scored_far_below_its_centre_once_the_mo
 
 
 @derived_object
-class ScrambledModel(PyCostModel):
+class ScrambledModel(_FixedModel):
     """A fault injected: a cost model whose scores have nothing to do with the run times (a fixed
     pseudo-random number per schedule)."""
-
-    def load(self, path: str) -> None:
-        pass
-
-    def save(self, path: str) -> None:
-        pass
-
-    def update(self, context, candidates, results) -> None:
-        pass
 
     def predict(self, context, candidates) -> np.ndarray:
         return np.asarray([1.0 + module_key(c.sch.mod) % 1000 for c in candidates], dtype=float)
