@@ -367,7 +367,8 @@ class DescentDriver:
                 known[point] = None
             else:
                 kept.append(proposal)
-                descent.scored[point] = float(score / scores[0])
+                if self.trust is not None:  # the gate's evidence; an ungated cut never reads it
+                    descent.scored[point] = float(score / scores[0])
         if len(kept) < len(fresh):
             logger.info("droplet %s: descent %d skips %d of %d neighbours at radius %d, scored below %.2g of its centre",
                         self.task_name, descent.number, len(fresh) - len(kept), len(fresh), droplet.radius, cut)
