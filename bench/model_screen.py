@@ -21,6 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from records import measured_rows
 
 
 def main(argv=None) -> int:
@@ -48,9 +53,6 @@ def main(argv=None) -> int:
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.meta_schedule.runner import RunnerResult
 
-    from ms_droplet.candidates import measure_candidate
-    from ms_droplet.stats import mean
-    from ms_droplet.trace import base_trace, replay, run_samples
     from ms_droplet.workloads import get_workload, host_target
 
     mod, target = get_workload(args.workload).mod, host_target()
@@ -59,17 +61,7 @@ def main(argv=None) -> int:
     post = list(ctx.space_generator.postprocs)
     out = {}
     for run in args.runs:
-        work = f"{args.results}/work/{args.workload}/{run}"
-        workload = ms.database.JSONDatabase(work_dir=work).commit_workload(mod)
-        rows = []  # (measured mean, candidate) in the order measured: the file's line order
-        with open(f"{work}/database_tuning_record.json") as f:
-            for line in f:
-                record = ms.database.TuningRecord.from_json(json.loads(line)[1], workload)
-                sch = replay(mod, base_trace(record.trace), post, 1)
-                if sch is None:
-                    continue
-                secs = run_samples(record.run_secs)
-                rows.append((mean(secs) if secs else float("inf"), measure_candidate(sch)))
+        rows = measured_rows(f"{args.results}/work/{args.workload}/{run}", mod, post)
         judged = []  # (measured / incumbent, predicted / incumbent's prediction)
         for block in range(args.start, len(rows), args.every):
             model = ms.cost_model.XGBModel(num_tuning_cores=1)

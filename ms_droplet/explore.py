@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tvm.ir import IRModule
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.cost_model import PyCostModel
 from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch
 from tvm.s_tir.schedule import Trace
 
@@ -91,10 +93,48 @@ class ReplayExplorer:
         pass
 
 
-class EvolutionaryExplorer:
-    """MetaSchedule's ``EvolutionarySearch`` driven from inside; schedules not wanted are dropped."""
+class _EarlyRanked(PyCostModel):
+    """What the exploration's evolutionary search ranks by: the run's cost model once it ranks
+    (``ranks()``: past its warm-up), before that ``early``, a model of the task's own that has
+    trained on the exploration's results (:class:`EvolutionaryExplorer`). Only ``predict`` is
+    asked of it: the search never trains the model it is given."""
 
-    def __init__(self, context: TuneContext, trials: int, batch: int, design_spaces, database, cost_model) -> None:
+    def __init__(self, shared, early, ranks: Callable[[], bool]) -> None:
+        self.shared, self.early, self.ranks = shared, early, ranks
+
+    def predict(self, context, candidates):
+        return (self.shared if self.ranks() else self.early).predict(context, candidates)
+
+
+EarlyRanked = derived_object(_EarlyRanked)
+
+
+def early_model(after: int, num_threads: int):
+    """MetaSchedule's xgb cost model ranking after ``after`` results instead of its 100."""
+    try:
+        import xgboost  # noqa: F401  (TVM's XGBModel imports it only once it trains)
+    except ImportError as err:
+        raise ValueError(f"DropletSearch: early_model={after!r} trains an xgb model, but {err}") from err
+    from tvm.s_tir.meta_schedule.cost_model import XGBModel
+
+    return XGBModel(num_warmup_samples=after, num_tuning_cores=num_threads)
+
+
+class EvolutionaryExplorer:
+    """MetaSchedule's ``EvolutionarySearch`` driven from inside; schedules not wanted are dropped.
+
+    With ``early`` (a cost model) and ``ranks`` (whether the run's cost model ranks yet), the search
+    ranks by ``early`` until the run's model does, and ``early`` trains on every batch measured
+    until then.
+    """
+
+    def __init__(self, context: TuneContext, trials: int, batch: int, design_spaces, database, cost_model,
+                 early=None, ranks: Callable[[], bool] | None = None) -> None:
+        self.context = context
+        self.early = early if early is not None and ranks is not None and not ranks() else None
+        self.ranks = ranks
+        if self.early is not None:
+            cost_model = EarlyRanked(cost_model, self.early, ranks)
         self.inner = EvolutionarySearch()
         self.inner._initialize_with_tune_context(context)
         self.inner.pre_tuning(trials, batch, design_spaces, database, cost_model)
@@ -118,8 +158,14 @@ class EvolutionaryExplorer:
 
     def notify(self, results) -> None:
         self.inner.notify_runner_results(self.kept, results)
+        if self.early is not None:
+            if self.ranks():
+                self.early = None  # the run's model ranks from now on: stop training this one
+            else:
+                self.early.update(self.context, self.kept, results)
 
     def close(self) -> None:
+        self.early = None
         if self.inner is not None:
             self.inner.post_tuning()
             self.inner = None

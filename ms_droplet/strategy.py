@@ -20,6 +20,7 @@ from .explore import (
     EvolutionaryExplorer,
     Exploration,
     ReplayExplorer,
+    early_model,
     model_ranks,
     resolve_source,
 )
@@ -144,6 +145,8 @@ class _TaskState:
 
         self.group = group
         resolve_source(opts["explore"], database, cost_model, 0)  # bad input fails at pre_tuning, not later
+        # early_model: the first exploration's own cost model until the run's has warmed up
+        self.early = None if opts["early_model"] is None else early_model(opts["early_model"], context.num_threads)
         self._exploration_planned: Exploration | None = None
         self.tasks = 1
 
@@ -184,8 +187,9 @@ class _TaskState:
 
     def _exploration(self, source: str, trials: int) -> Exploration:
         if source == "evolutionary" and trials > 0:
+            early, self.early = self.early, None  # the first evolutionary exploration's only
             explorer = EvolutionaryExplorer(self.context, trials, self.batch, self.design_spaces, self.database,
-                                            self.cost_model)
+                                            self.cost_model, early=early, ranks=self._model_ranks)
         else:
             explorer = ReplayExplorer(self.mod, [sch.trace for sch in self.design_spaces], self.postprocs,
                                       self._new_seed, lambda k: int(self.rng.integers(k)), self.opts["max_fail_count"])
@@ -197,12 +201,16 @@ class _TaskState:
     def _wanted(self, key: int, taken: set[int], mod) -> bool:
         return key not in self.measured and key not in taken and not self.guard.excessive(mod, key)
 
+    def _model_ranks(self) -> bool:
+        """Whether the run's cost model ranks by what it learnt (every task's results count)."""
+        return model_ranks(self.cost_model, self.group.results)
+
     def _once_model_ranks(self, option: str) -> Any:
         """``option`` (two-site moves, the walk's steps, the model's cut) once the cost model has
         trained, else 0: before (or without one) two-site moves would only crowd the descent's
         own one-site moves out of its batches, and a walk or a cut would follow noise. It is the
         run's: on a model it has trained on every task's results."""
-        return self.opts[option] if model_ranks(self.cost_model, self.group.results) else 0
+        return self.opts[option] if self._model_ranks() else 0
 
     def _predict(self, schedules: list[Schedule]) -> np.ndarray:
         """The cost model's scores (higher: predicted faster)."""
@@ -578,6 +586,17 @@ class _DropletSearch(PySearchStrategy):
         Measured at 0.4 with ``model_cut=0.5`` on the six workloads (two threads, three seeds):
         1.001x evolutionary search, the ungated cut 1.004x, the default 0.992x in the same
         compare (T2D-1 0.94x, the ungated cut's 1.04x); off (docs/benchmarks.md).
+    early_model : int >= 1 or None, default None
+        The first exploration by evolutionary search ranks its candidates by a cost model of its
+        own (MetaSchedule's xgb, trained on this task's exploration results) once that has seen
+        this many results, until the run's cost model has seen 100 (xgb's warm-up, before which
+        it scores at random; on a model, every task's results count). Why: the first 100 trials
+        of an evolutionary exploration are otherwise picked at random from its population; xgb
+        trained on a run's first 32 records ranked its records 32-100 with a rank correlation of
+        0.28-0.73 (medians per workload), and the best-scored quarter of them held the fastest
+        of them on all six workloads, where a random quarter's fastest was 1.09-1.52 times
+        slower (offline over 10-16 runs a workload on the Xeon, ``bench/early_model.py``).
+        ``None``: the run's cost model ranks throughout, at random until its warm-up ends.
     donors : int >= 0, default 0
         Radius 1 also offers every move of one decision to the value one of the ``donors``
         fastest other schedules of the seed's design space has there (a crossover of one site,
@@ -671,6 +690,7 @@ class _DropletSearch(PySearchStrategy):
         two_site_moves: int = 64,
         model_cut: float | None = None,
         model_cut_trust: float | None = None,
+        early_model: int | None = None,
         donors: int = 0,
         serial_move: bool | str = "auto",
         unscheduled: bool | str = "auto",
@@ -704,6 +724,7 @@ class _DropletSearch(PySearchStrategy):
             "model_cut": checks.number(_OWNER, "model_cut", model_cut, low=0, high=1, low_open=True,
                                        high_open=True, optional=True),
             "model_cut_trust": _check_trust(model_cut_trust, model_cut),
+            "early_model": checks.integer(_OWNER, "early_model", early_model, 1, optional=True),
             "donors": checks.integer(_OWNER, "donors", donors, 0),
             "serial_move": checks.flag_or_auto(_OWNER, "serial_move", serial_move),
             "unscheduled": checks.flag_or_auto(_OWNER, "unscheduled", unscheduled),

@@ -760,3 +760,64 @@ def test_the_workload_as_written_is_not_measured_twice_when_the_design_space_is_
     run(strategy, 64, 32, mod=transpose_mod(), keys=keys,
         space_generator=ms.space_generator.PostOrderApply(sch_rules=[], postprocs=[], mutator_probs={}))
     assert sum(len(k) for k in keys) == 1  # one schedule, measured once
+
+
+class _WarmingOracle(_FixedModel):
+    """A cost model standing in for xgb's: scores at random until it has been given ``after``
+    results, then knows the landscape (score = 1 / time); counts the results it was given and
+    the candidates it scored."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.seen, self.asked = after, 0, 0
+        self.rng = np.random.default_rng(0)
+
+    def update(self, context, candidates, results) -> None:
+        assert len(candidates) == len(results)
+        self.seen += len(results)
+
+    def predict(self, context, candidates) -> np.ndarray:
+        self.asked += len(candidates)
+        if self.seen < self.after:
+            return self.rng.uniform(size=len(candidates))
+        return np.asarray([1.0 / synthetic_seconds(c.sch) for c in candidates])
+
+
+WarmingOracle = derived_object(_WarmingOracle)
+
+
+def _explored(monkeypatch, early_model: int | None, shared: int = 1000):
+    """24 trials of evolutionary exploration in batches of 8; the run's cost model ranks once it
+    has seen ``shared`` results (then it knows the landscape; a fault injected, as is the early
+    model); returns the batches' times, the early model made (if any) and the run's model."""
+    made = []
+
+    def make(after: int, num_threads: int):
+        made.append(WarmingOracle(after))
+        return made[-1]
+
+    monkeypatch.setattr(ms_droplet.strategy, "early_model", make)
+    monkeypatch.setattr(ms_droplet.explore, "COST_MODEL_WARMUP", shared)
+    model = WarmingOracle(shared)
+
+    def answer(candidates):  # as the task scheduler does, the run's model learns every batch
+        results = landscape(candidates)
+        model._inst.update(None, candidates, results)
+        return results
+
+    strategy = ms_droplet.DropletSearch(explore="evolutionary", explore_trials=24, early_model=early_model, seed=3,
+                                        unscheduled=False)
+    batches, _ = run(strategy, 24, 8, database=ms.database.MemoryDatabase(), cost_model=model, answer=answer)
+    return batches, made, model
+
+
+def test_early_model_ranks_the_exploration_until_the_runs_cost_model_does(monkeypatch):
+    # the run's model never ranks (xgb's warm-up is 100 results): every batch is random
+    plain, made, model = _explored(monkeypatch, None)
+    assert not made and model.asked > 0
+    # an early model from 8 results, the run's from 16 (on a model, every task's results count)
+    early, made, model = _explored(monkeypatch, 8, shared=16)
+    before = [n for n in np.cumsum([len(b) for b in early]) if n < 16]  # results before the run's model ranks
+    assert made[0].seen == before[-1] >= 8, "trained on every batch measured before the run's model ranked"
+    assert made[0].asked > 0 and model.asked > 0
+    median = [float(np.median(np.concatenate(b[1:]))) for b in (plain, early)]
+    assert median[1] < 0.7 * median[0], f"ranked batches no faster: {median}"
