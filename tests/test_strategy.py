@@ -236,6 +236,8 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"model_cut": True}, r"model_cut must be a number in \(0, 1\) or None, got True"),
         ({"model_cut": 0.5, "model_cut_trust": 1.5}, r"model_cut_trust must be a number in \[-1, 1\] or None, got 1.5"),
         ({"model_cut_trust": 0.4}, r"model_cut_trust=0.4 gates model_cut, which is None; set model_cut too"),
+        ({"early_model": 0}, "early_model must be an integer >= 1 or None, got 0"),
+        ({"early_model": 32.0}, "early_model must be an integer >= 1 or None, got 32.0"),
         ({"avoid_timed_out_moves": 0}, "avoid_timed_out_moves must be True or False, got 0"),
         ({"diverse_seeds": "yes"}, "diverse_seeds must be True or False, got 'yes'"),
         ({"singles_first": True}, "singles_first must be one of .*True"),
