@@ -596,6 +596,11 @@ class _DropletSearch(PySearchStrategy):
         0.28-0.73 (medians per workload), and the best-scored quarter of them held the fastest
         of them on all six workloads, where a random quarter's fastest was 1.09-1.52 times
         slower (offline over 10-16 runs a workload on the Xeon, ``bench/early_model.py``).
+        Measured at 32 on the six workloads (Zen 3, one seed): better schedules sooner, but the
+        exploration then stalls around them (a trained model steers evolutionary search to
+        mutations of the best, a descent's neighbourhood) and the descents made 3 moves in six
+        runs, the default's 7: kernels 0.926x evolutionary search's, the default's 0.887x in the
+        same compare (DEP-1 1.36x the default's, T2D-1 0.88x); off (docs/benchmarks.md).
         ``None``: the run's cost model ranks throughout, at random until its warm-up ends.
     donors : int >= 0, default 0
         Radius 1 also offers every move of one decision to the value one of the ``donors``
