@@ -811,7 +811,7 @@ def _explored(monkeypatch, early_model: int | None, shared: int = 1000):
 
 
 def test_early_model_ranks_the_exploration_until_the_runs_cost_model_does(monkeypatch):
-    # the run's model never ranks (xgb's warm-up is 100 results): every batch is random
+    # the run's model never ranks (its warm-up, 1000 results here, is out of reach): every batch is random
     plain, made, model = _explored(monkeypatch, None)
     assert not made and model.asked > 0
     # an early model from 8 results, the run's from 16 (on a model, every task's results count)
