@@ -90,6 +90,7 @@ class _TaskState:
     Exploration first (:mod:`.explore`), then descents (:mod:`.descent_driver`); with
     ``explore_every``, every so many batches after the exploration explore again (one
     exploration, continued), and a descent gives way to a faster schedule found so; with
+    ``explore_rest`` (or ``explore_every``), that exploration spends what the descents leave; with
     ``spend_budget``, another round of both whenever the descents are done and budget is left.
     It owns what every phase shares: the schedules measured, the batch in flight, the budget.
     """
@@ -244,22 +245,26 @@ class _TaskState:
             picked = self.descents.next_batch(min(n, self.opts["descent_batch"] or n), self.measured, depth=n)
             if picked is not None:
                 return self._send(picked, "descent", n)
-            # explore_every: with the descents done, the exploration spends the rest of the budget
-            if every and (picked := self._explore_aside(n)) is not None:
+            # explore_every, explore_rest: with the descents done, the exploration spends the rest of the budget
+            if (every or self.opts["explore_rest"]) and (picked := self._explore_aside(n)) is not None:
                 return picked
             if not self._refill():
                 return None
         return None
 
     def _explore_aside(self, n: int) -> list[MeasureCandidate] | None:
-        """``explore_every``: a batch of the exploration that goes on between descent batches
-        (``None`` once it is exhausted). It is made at its first batch, for the rest of the
-        budget, so that it ranks with the cost model as trained by then."""
+        """``explore_every``, ``explore_rest``: a batch of the exploration that goes on between or
+        after the descents (``None`` once it is exhausted). It is made at its first batch, for the
+        rest of the budget, so that it ranks with the cost model as trained by then."""
         if self.side is None:
             source = resolve_source(self.opts["explore"], self.database, self.cost_model, self.group.results)
             self.side = self._exploration(source, self.max_trials - self.sent)
-            logger.info("droplet %s: every %d batches from now on explore by %s", self.context.task_name,
-                        self.opts["explore_every"], source)
+            if self.opts["explore_every"]:
+                logger.info("droplet %s: every %d batches from now on explore by %s", self.context.task_name,
+                            self.opts["explore_every"], source)
+            else:
+                logger.info("droplet %s: descents done with %d trials left; exploring them by %s, descending "
+                            "again from a faster find", self.context.task_name, self.max_trials - self.sent, source)
         picked = self.side.propose(n, self._wanted) if self.side.active else None
         return None if picked is None else self._send(picked, "side", n)
 
@@ -418,9 +423,10 @@ class _DropletSearch(PySearchStrategy):
         descents in all; then the strategy returns ``None`` and the task ends early, handing
         the remaining budget back to the task scheduler. Restarts are bounded because each
         later seed is worse than the first and a full descent costs many trials; ending
-        early is the point of the method (good kernels much sooner). With
-        ``spend_budget=True`` the task does not end early: one more exploration batch and one
-        more descent follow, until ``max_trials``.
+        early is the point of the method (good kernels much sooner). With ``explore_rest=True``
+        an exploration spends the rest (below); with ``spend_budget=True`` the task does not
+        end early either: one more exploration batch and one more descent follow, until
+        ``max_trials``.
 
     Every candidate is new to the database: schedules already recorded (this run or an
     earlier one on the same work dir) are never measured again, their stored times are reused.
@@ -465,6 +471,22 @@ class _DropletSearch(PySearchStrategy):
         evolutionary search keeps finding better basins after 150 trials (bench, C1D-0).
         ``0``: off. Measured at 2 on five workloads (five seeds): kernels 0.992 of the
         default's, SFM-1's wall per trial 1.03 of evolutionary search's (docs/benchmarks.md).
+    explore_rest : bool, default False
+        Once the ``num_seeds`` descents are done, explore for the rest of the budget instead of
+        ending early (the same source, ranked by the cost model as trained by then; one
+        exploration continued), and descend again, outside ``num_seeds``, from any schedule it
+        finds faster than the best so far (the acceptance test at ``p_value``). With
+        ``num_seeds=1`` it replaces the restarts from the exploration's next-best schedules
+        (of the default's 18 runs on the bench's six workloads, Zen 3, 16 restarted and 3
+        restarts ended below the first descent's end) by evolutionary search with a cost model
+        that has seen 150 and more results, which in evolutionary@N's runs often made the
+        largest gains of trials 150-300. Measured with ``num_seeds=1`` (spelt
+        ``num_seeds=1, explore_every=1000``, the same below 1,000 batches) on the six workloads
+        (Zen 3, two threads, three seeds, two re-timings): kernels 0.944 and 0.968 of evolutionary
+        search's, the default's 0.988 and 1.025 in the same compares (DEP-1 0.91 and 0.86 of
+        the default's, T2D-1 0.81 and 0.85, C1D-0 1.05 both times), wall per trial 0.73-0.91
+        of evolutionary search's; the task never ends early, and its effect on whole models
+        (which use that hand-back) is not measured, so off by default (docs/benchmarks.md).
     descents_per_batch : int >= 1, default 1
         Descents run at once, from the best schedules no descent has visited, sharing each batch
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
@@ -684,6 +706,7 @@ class _DropletSearch(PySearchStrategy):
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
         explore_every: int = 0,
+        explore_rest: bool = False,
         descents_per_batch: int = 1,
         diverse_seeds: bool = False,
         descent_batch: int | None = None,
@@ -716,6 +739,7 @@ class _DropletSearch(PySearchStrategy):
             "min_gain": checks.number(_OWNER, "min_gain", min_gain, low=0, high=1, high_open=True),
             "spend_budget": checks.flag(_OWNER, "spend_budget", spend_budget),
             "explore_every": _check_every(explore_every),
+            "explore_rest": checks.flag(_OWNER, "explore_rest", explore_rest),
             "descents_per_batch": checks.integer(_OWNER, "descents_per_batch", descents_per_batch, 1),
             "diverse_seeds": checks.flag(_OWNER, "diverse_seeds", diverse_seeds),
             "descent_batch": checks.integer(_OWNER, "descent_batch", descent_batch, 1, optional=True),

@@ -251,6 +251,7 @@ def test_auto_explores_by_evolutionary_search_only_past_the_cost_model_warm_up(t
         ({"min_gain": True}, r"min_gain must be a number in \[0, 1\), got True"),
         ({"explore_every": 1}, "explore_every must be 0 or an integer >= 2, got 1"),
         ({"explore_every": -2}, "explore_every must be 0 or an integer >= 2, got -2"),
+        ({"explore_rest": 1}, "explore_rest must be True or False, got 1"),
         ({"donors": -1}, "donors must be an integer >= 0, got -1"),
         ({"donors": 2.0}, "donors must be an integer >= 0, got 2.0"),
         ({"serial_move": "yes"}, "serial_move must be True, False or 'auto', got 'yes'"),

@@ -669,6 +669,30 @@ def test_a_descent_gives_way_when_the_side_exploration_beats_its_centre():
     assert first_centre[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
 
 
+def test_explore_rest_explores_only_once_the_descents_are_done_and_descends_from_a_faster_find():
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, explore_rest=True, seed=1)
+    ctx = make_context(matmul_mod(), target_cpu(), strategy)
+    ctx.pre_tuning(600, 32, ctx.generate_design_space(), None, None)
+    state = strategy._state
+    kinds, starts, injected = [], {}, False
+    while (cands := ctx.generate_measure_candidates()) is not None:
+        kinds.append(state.batch_kind)
+        for d in state.descents.active:
+            starts.setdefault(d.number, d.droplet.best_time)
+        results = landscape(cands)
+        if state.batch_kind == "side" and not injected:
+            # injected fault: the first side batch's first schedule runs ten times faster than the optimum
+            results[0] = ms.runner.RunnerResult([OPTIMUM / 10] * 2, None)
+            injected = True
+        ctx.notify_runner_results(cands, results)
+    ctx.post_tuning()
+    first_side = kinds.index("side")
+    assert kinds[0] == "explore" and set(kinds[1:first_side]) == {"descent"}, "no exploring while descent 1 runs"
+    assert state.sent == 600, "the task does not end early: the rest of the budget is explored"
+    assert starts[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
+    assert kinds[-1] == "side"
+
+
 def test_explore_every_must_be_zero_or_at_least_two():
     for bad in (1, -1, 2.0, True):
         with pytest.raises(ValueError, match="explore_every"):
