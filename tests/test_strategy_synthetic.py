@@ -648,31 +648,13 @@ def test_explore_every_alternates_batches_then_spends_the_budget_exploring():
     assert min(times) == pytest.approx(OPTIMUM), "the descent still walks to the optimum"
 
 
-def test_a_descent_gives_way_when_the_side_exploration_beats_its_centre():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, explore_every=2, seed=1)
+def _tune_with_a_side_find(budget: int, **options) -> tuple[list[str], dict[int, float], int]:
+    """(each batch's kind, each descent's first centre time, trials sent) of a replay-explored
+    run with ``num_seeds=1`` where (injected fault) the first side batch's first schedule runs
+    ten times faster than the optimum."""
+    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1, **options)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
-    ctx.pre_tuning(400, 32, ctx.generate_design_space(), None, None)
-    state = strategy._state
-    injected, first_centre = False, {}
-    while (cands := ctx.generate_measure_candidates()) is not None:
-        for d in state.descents.active:
-            first_centre.setdefault(d.number, d.droplet.best_time)
-        results = landscape(cands)
-        if state.batch_kind == "side" and not injected:
-            # injected fault: the first side batch's first schedule runs ten times faster than the optimum
-            results[0] = ms.runner.RunnerResult([OPTIMUM / 10] * 2, None)
-            injected = True
-        ctx.notify_runner_results(cands, results)
-    ctx.post_tuning()
-    assert injected
-    assert first_centre[1] > OPTIMUM, "the first descent starts from an explored schedule"
-    assert first_centre[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
-
-
-def test_explore_rest_explores_only_once_the_descents_are_done_and_descends_from_a_faster_find():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, explore_rest=True, seed=1)
-    ctx = make_context(matmul_mod(), target_cpu(), strategy)
-    ctx.pre_tuning(600, 32, ctx.generate_design_space(), None, None)
+    ctx.pre_tuning(budget, 32, ctx.generate_design_space(), None, None)
     state = strategy._state
     kinds, starts, injected = [], {}, False
     while (cands := ctx.generate_measure_candidates()) is not None:
@@ -681,14 +663,25 @@ def test_explore_rest_explores_only_once_the_descents_are_done_and_descends_from
             starts.setdefault(d.number, d.droplet.best_time)
         results = landscape(cands)
         if state.batch_kind == "side" and not injected:
-            # injected fault: the first side batch's first schedule runs ten times faster than the optimum
             results[0] = ms.runner.RunnerResult([OPTIMUM / 10] * 2, None)
             injected = True
         ctx.notify_runner_results(cands, results)
     ctx.post_tuning()
+    assert injected
+    return kinds, starts, state.sent
+
+
+def test_a_descent_gives_way_when_the_side_exploration_beats_its_centre():
+    _, first_centre, _ = _tune_with_a_side_find(400, explore_every=2)
+    assert first_centre[1] > OPTIMUM, "the first descent starts from an explored schedule"
+    assert first_centre[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
+
+
+def test_explore_rest_explores_only_once_the_descents_are_done_and_descends_from_a_faster_find():
+    kinds, starts, sent = _tune_with_a_side_find(600, explore_rest=True)
     first_side = kinds.index("side")
     assert kinds[0] == "explore" and set(kinds[1:first_side]) == {"descent"}, "no exploring while descent 1 runs"
-    assert state.sent == 600, "the task does not end early: the rest of the budget is explored"
+    assert sent == 600, "the task does not end early: the rest of the budget is explored"
     assert starts[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
     assert kinds[-1] == "side"
 
