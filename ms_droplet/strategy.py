@@ -479,7 +479,7 @@ class _DropletSearch(PySearchStrategy):
         ``num_seeds=1`` it replaces the restarts from the exploration's next-best schedules
         (of the default's 18 runs on the bench's six workloads, Zen 3, 16 restarted and 3
         restarts ended below the first descent's end) by evolutionary search with a cost model
-        that has seen 150 and more results, which in evolutionary@N's runs often made the
+        that has seen 150 and more results, which in evolutionary@N's runs made some of the
         largest gains of trials 150-300. Measured with ``num_seeds=1`` (spelt
         ``num_seeds=1, explore_every=1000``, the same below 1,000 batches) on the six workloads
         (Zen 3, two threads, three seeds, two re-timings): kernels 0.944 and 0.968 of evolutionary
