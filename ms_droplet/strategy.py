@@ -420,13 +420,13 @@ class _DropletSearch(PySearchStrategy):
     Converged
         When the radius passes the largest range of any decision, the descent restarts from
         the best measured schedule that no descent has visited yet, up to ``num_seeds``
-        descents in all; then the strategy returns ``None`` and the task ends early, handing
-        the remaining budget back to the task scheduler. Restarts are bounded because each
-        later seed is worse than the first and a full descent costs many trials; ending
-        early is the point of the method (good kernels much sooner). With ``explore_rest=True``
-        an exploration spends the rest (below); with ``spend_budget=True`` the task does not
-        end early either: one more exploration batch and one more descent follow, until
-        ``max_trials``.
+        descents in all (by default one). Then, by default (``explore_rest``), the exploration
+        goes on for the rest of the budget, ranked by the cost model as trained by then, and a
+        schedule it finds faster than the best so far starts another descent. With
+        ``explore_rest=False`` the strategy returns ``None`` instead and the task ends early,
+        handing the remaining budget back to the task scheduler (good kernels sooner); with
+        ``spend_budget=True`` one more exploration batch and one more descent follow
+        instead, until ``max_trials``.
 
     Every candidate is new to the database: schedules already recorded (this run or an
     earlier one on the same work dir) are never measured again, their stored times are reused.
@@ -446,8 +446,12 @@ class _DropletSearch(PySearchStrategy):
         How exploration candidates are drawn.
     p_value : float in (0, 1], default 0.05
         Significance level of the acceptance test.
-    num_seeds : int >= 1, default 3
-        Most descents (first seed plus restarts) before the strategy stops early.
+    num_seeds : int >= 1, default 1
+        Most descents from the exploration's best schedules (first seed plus restarts) before
+        the exploration goes on (``explore_rest``) or the task ends early. Why one: each restart
+        starts from a worse seed than the one before (with 3, of 18 runs on the bench's six
+        workloads, Zen 3, 16 restarted and in 3 a restart ended faster than the first descent);
+        the trials do more in the continued exploration (``explore_rest``). 3 before 2026-12-05.
     max_fail_count : int >= 1, default 64
         Replay attempts per wanted candidate during replay exploration.
     paired : bool, default False
@@ -460,7 +464,9 @@ class _DropletSearch(PySearchStrategy):
         Instead of ending early when the descents are done, explore one more batch (by
         evolutionary search once the cost model has trained on 100 results, else by replay) and
         descend once more from the best schedule no descent has visited, until ``max_trials``
-        (or until three such rounds in a row find nothing new).
+        (or until three such rounds in a row find nothing new). With ``explore_rest`` (the
+        default) the continued exploration spends the rest first: this acts only once it runs
+        out of new schedules.
     explore_every : int, 0 or >= 2, default 0
         After the exploration, every ``explore_every``-th batch explores again (the same source,
         ranked by the cost model as trained by then; one exploration continued over the rest of
@@ -471,23 +477,25 @@ class _DropletSearch(PySearchStrategy):
         evolutionary search keeps finding better basins after 150 trials (bench, C1D-0).
         ``0``: off. Measured at 2 on five workloads (five seeds): kernels 0.992 of the
         default's, SFM-1's wall per trial 1.03 of evolutionary search's (docs/benchmarks.md).
-    explore_rest : bool, default False
+    explore_rest : bool, default True
         Once the ``num_seeds`` descents are done, explore for the rest of the budget instead of
         ending early (the same source, ranked by the cost model as trained by then; one
         exploration continued), and descend again, outside ``num_seeds``, from any schedule it
         finds faster than the best so far (the acceptance test at ``p_value``). With
-        ``num_seeds=1`` it replaces the restarts from the exploration's next-best schedules
-        (of the default's 18 runs on the bench's six workloads, Zen 3, 16 restarted and 3
-        restarts ended below the first descent's end) by evolutionary search with a cost model
-        that has seen 150 and more results, which in evolutionary@N's runs made some of the
-        largest gains of trials 150-300. Measured with ``num_seeds=1`` (spelt
-        ``num_seeds=1, explore_every=1000``, the same below 1,000 batches) on the six workloads
-        (Zen 3, two threads, three seeds, two re-timings): kernels 0.944 and 0.968 of evolutionary
-        search's, the default's 0.988 and 1.025 in the same compares (DEP-1 0.91 and 0.86 of
-        the default's, T2D-1 0.81 and 0.85, C1D-0 1.05 both times), wall per trial 0.73-0.91
-        of evolutionary search's. The task never ends early; on the built-in CNN model at 300
-        trials (three seeds, Zen 3) the tuned model ran 1.007x the default's, in 0.99 of its
-        wall. Off by default until the verdict is re-run with it on (docs/benchmarks.md).
+        ``num_seeds=1`` it replaces the restarts from the exploration's next-best schedules by
+        evolutionary search with a cost model that has seen 150 and more results, which in
+        evolutionary@N's runs made some of the largest gains of trials 150-300 (of the former
+        default's 18 runs, ``num_seeds=3`` without this, on the bench's six workloads, Zen 3,
+        16 restarted and in 3 a restart ended faster than the first descent). Measured with
+        ``num_seeds=1`` (spelt ``num_seeds=1, explore_every=1000``, the same below 1,000
+        batches) on the six workloads (Zen 3, two threads, three seeds, two re-timings):
+        kernels 0.944 and 0.968 of evolutionary search's, the former default's 0.988 and 1.025
+        in the same compares (DEP-1 0.91 and 0.86 of the former default's, T2D-1 0.81 and 0.85,
+        C1D-0 1.05 both times), wall per trial 0.73-0.91 of evolutionary search's. The task
+        never ends early; on the built-in CNN model at 300 trials (three seeds, Zen 3) the
+        tuned model ran 1.007x the former default's, in 0.99 of its wall. The default since
+        2026-12-05, with ``num_seeds=1`` (docs/benchmarks.md); ``False`` keeps the early end
+        and its hand-back of the budget.
     descents_per_batch : int >= 1, default 1
         Descents run at once, from the best schedules no descent has visited, sharing each batch
         in equal parts: each moves after its few best-ranked neighbours rather than a whole
@@ -684,9 +692,9 @@ class _DropletSearch(PySearchStrategy):
         this each task plans its exploration for the whole run's budget, is given a few batches,
         and never descends (a model of six tasks at 300 trials: 150 planned, 30-100 given). Only
         the plan changes: a task may still take up to ``max_trials``, and one whose descents are
-        done hands the rest back to the task scheduler. With ``max_trials_per_task`` set below
-        the global budget the share is that cap divided by the number of tasks: set
-        ``explore_trials`` instead. A single task (``tune_tir``) is unaffected. Measured on the
+        done hands the rest back to the task scheduler (with ``explore_rest=False``). With
+        ``max_trials_per_task`` set below the global budget the share is that cap divided by
+        the number of tasks: set ``explore_trials`` instead. A single task (``tune_tir``) is unaffected. Measured on the
         built-in CNN at 300 trials (five seeds): 1.049x evolutionary search's model latency in
         0.51 of its wall; off, 1.033x in 1.09 (docs/benchmarks.md).
     seed : int or None, default None
@@ -701,13 +709,13 @@ class _DropletSearch(PySearchStrategy):
         explore_fraction: float = 0.5,
         explore: str = "auto",
         p_value: float = 0.05,
-        num_seeds: int = 3,
+        num_seeds: int = 1,
         max_fail_count: int = 64,
         paired: bool = False,
         min_gain: float = PAIRED_MIN_GAIN,
         spend_budget: bool = False,
         explore_every: int = 0,
-        explore_rest: bool = False,
+        explore_rest: bool = True,
         descents_per_batch: int = 1,
         diverse_seeds: bool = False,
         descent_batch: int | None = None,

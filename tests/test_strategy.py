@@ -136,7 +136,8 @@ def test_same_seed_andrecorded_run_times_give_the_same_candidates(target):
 
 def test_spend_budget_explores_again_instead_of_ending_early(target):
     def run(spend):
-        strategy = ms_droplet.DropletSearch(explore_trials=8, num_seeds=1, spend_budget=spend, seed=3)
+        strategy = ms_droplet.DropletSearch(explore_trials=8, num_seeds=1, explore_rest=False, spend_budget=spend,
+                                            seed=3)
         batches = drive(make_context(matmul_mod(), target, strategy), 160, 8, recorded_run_times)
         return sum(len(b) for b in batches), measured_twice_unasked(batches)
 

@@ -26,6 +26,9 @@ from ms_droplet.trace import base_trace, module_key, read_point, replay, structu
 
 OPTIMUM = 1e-4
 TARGETS = {4: (2, 2, 2, 4), 2: (8, 4)}
+# replay-explored, and the task ends once its descents are done (``explore_rest=False``): the
+# tests that follow the descents to their end, on budgets the exploration would otherwise spend
+ENDING_EARLY = {"explore": "replay", "explore_rest": False}
 
 
 def synthetic_seconds(sch) -> float:
@@ -84,7 +87,7 @@ def target_cpu():
 
 
 def test_the_descent_walks_to_the_optimum_and_hands_the_rest_back():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=1, seed=1)
     batches, state = run(strategy, 2000, 32)
     explored = [t for b in batches[:1] for t in b]
     times = [t for b in batches for t in b]
@@ -95,7 +98,7 @@ def test_the_descent_walks_to_the_optimum_and_hands_the_rest_back():
 
 
 def test_restarts_up_to_num_seeds_from_the_best_unvisited_schedules():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=3, seed=2)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=3, seed=2)
     _, state = run(strategy, 4000, 32)
     assert state.descents.seeds_used == 3
     # every seed was a schedule measured before it was picked, and none twice
@@ -104,7 +107,7 @@ def test_restarts_up_to_num_seeds_from_the_best_unvisited_schedules():
 
 def test_max_radius_one_ends_a_descent_after_its_radius_one_and_the_trials_go_to_further_seeds():
     def tune(**options):
-        strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, seed=1, **options)
+        strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, seed=1, **options)
         batches, state = run(strategy, 2000, 32)
         return [t for b in batches for t in b], state
 
@@ -119,7 +122,7 @@ def test_max_radius_one_ends_a_descent_after_its_radius_one_and_the_trials_go_to
 
 
 def test_spend_budget_keeps_exploring_and_descending_until_max_trials():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, spend_budget=True, seed=1)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=1, spend_budget=True, seed=1)
     batches, state = run(strategy, 1200, 32)
     assert sum(len(b) for b in batches) == 1200
     assert state.refills >= 1 and state.descents.seeds_used >= 1
@@ -188,7 +191,7 @@ def _timeouts_per_descent(avoid: bool) -> dict[int, int]:
     index 1 "times out" in the builder. The optimum has unroll index 0, so every centre there has
     unroll -> 1 as a radius-1 neighbour."""
     timeout = ms.runner.RunnerResult(None, "LocalBuilder: Timeout, killed after 30.0 seconds")
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=2, seed=1,
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=2, seed=1,
                                         avoid_timed_out_moves=avoid)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(4000, 8, ctx.generate_design_space(), None, None)
@@ -339,7 +342,7 @@ def _far_point(space, point):
 
 def test_lookahead_reaches_the_optimum_in_fewer_trials():
     def trials_to_optimum(**options):
-        strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=104, num_seeds=1, seed=3, **options)
+        strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=104, num_seeds=1, seed=3, **options)
         batches, _ = run(strategy, 2000, 32, cost_model=RecordingOracleModel())
         times = [t for b in batches for t in b]
         return next(i for i, t in enumerate(times) if t == pytest.approx(OPTIMUM)) + 1
@@ -351,7 +354,7 @@ def test_lookahead_reaches_the_optimum_in_fewer_trials():
 def _descent_times(explore_trials: int, model=None, **options):
     """(time, its centre's time, results seen before its batch, scored neighbours measured before
     it) of every descent candidate of a run with ``model`` (default the oracle), and the task state."""
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=explore_trials, num_seeds=1, seed=3,
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=explore_trials, num_seeds=1, seed=3,
                                         **options)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, model or RecordingOracleModel())
@@ -412,7 +415,7 @@ def _confirmed_run(confirm: bool | str, second_draw: float, sure_gain: float | N
     """(batches of schedule keys, batches of times, task state) of a run in which every schedule
     measured again takes ``second_draw`` times its landscape time (a fault injected: a lucky
     first draw when above 1). Every move is confirmed unless ``sure_gain`` is given."""
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, seed=1,
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=1, seed=1,
                                         confirm_moves=confirm, sure_gain=sure_gain)
     seen: set[int] = set()
 
@@ -497,7 +500,7 @@ def test_donors_are_the_fastest_other_schedules_of_the_seeds_space_once_the_mode
 
 
 def test_several_descents_share_each_batch_and_reach_the_optimum():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=3, descents_per_batch=3, seed=1)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=3, descents_per_batch=3, seed=1)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(4000, 32, ctx.generate_design_space(), None, None)
     state = strategy._state
@@ -519,7 +522,7 @@ def test_several_descents_share_each_batch_and_reach_the_optimum():
 def _first_two_descents(diverse: bool):
     """(fastest explored time, fastest explored per design space, (structure, seed time) of the
     two descents that start right after a 16-trial exploration)."""
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=2, descents_per_batch=2,
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=2, descents_per_batch=2,
                                         diverse_seeds=diverse, seed=2)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(300, 32, ctx.generate_design_space(), None, None)
@@ -553,7 +556,7 @@ def test_diverse_seeds_descend_a_second_design_space_beside_the_first():
 def test_a_descent_screens_a_whole_batch_worth_of_a_radius_before_it_grows():
     # a flat landscape: no neighbour is ever faster, so only the screening depth decides the radius
     flat = [ms.runner.RunnerResult([1e-4] * 2, None)]
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=8, num_seeds=4, descents_per_batch=4, seed=6)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=8, num_seeds=4, descents_per_batch=4, seed=6)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(4000, 16, ctx.generate_design_space(), None, None)
     cands = ctx.generate_measure_candidates()  # the exploration
@@ -574,7 +577,7 @@ def test_a_descent_screens_a_whole_batch_worth_of_a_radius_before_it_grows():
 
 
 def test_a_smaller_descent_batch_moves_after_a_few_neighbours_and_still_reaches_the_optimum():
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=16, num_seeds=1, descent_batch=4, seed=1)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=16, num_seeds=1, descent_batch=4, seed=1)
     batches, _ = run(strategy, 2000, 32)
     assert len(batches[0]) == 16, "the exploration (16 trials, one batch) keeps its own batch size"
     descent_sizes = [len(b) for b in batches[1:]]
@@ -584,7 +587,7 @@ def test_a_smaller_descent_batch_moves_after_a_few_neighbours_and_still_reaches_
 
 def test_a_smaller_descent_batch_still_screens_a_full_batch_of_a_radius_before_it_grows():
     flat = [ms.runner.RunnerResult([1e-4] * 2, None)]  # no neighbour is ever faster
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=8, num_seeds=1, descent_batch=4, seed=6)
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=8, num_seeds=1, descent_batch=4, seed=6)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(4000, 16, ctx.generate_design_space(), None, None)
     cands = ctx.generate_measure_candidates()  # the exploration
@@ -605,7 +608,7 @@ def _descent_timeouts_with_two_site_moves(singles_first: str) -> tuple[int, floa
     schedule with unroll index 1 "times out" in the builder; the oracle model ranks two-site moves
     in (104 exploration results), and some of them hold unroll -> 1."""
     timeout = ms.runner.RunnerResult(None, "LocalBuilder: Timeout, killed after 30.0 seconds")
-    strategy = ms_droplet.DropletSearch(explore="replay", explore_trials=104, num_seeds=2, seed=5,
+    strategy = ms_droplet.DropletSearch(**ENDING_EARLY, explore_trials=104, num_seeds=2, seed=5,
                                         singles_first=singles_first)
     ctx = make_context(matmul_mod(), target_cpu(), strategy)
     ctx.pre_tuning(2000, 32, ctx.generate_design_space(), None, RecordingOracleModel())
@@ -678,12 +681,14 @@ def test_a_descent_gives_way_when_the_side_exploration_beats_its_centre():
 
 
 def test_explore_rest_explores_only_once_the_descents_are_done_and_descends_from_a_faster_find():
-    kinds, starts, sent = _tune_with_a_side_find(600, explore_rest=True)
+    kinds, starts, sent = _tune_with_a_side_find(600)  # the default: explore_rest=True, num_seeds=1
     first_side = kinds.index("side")
     assert kinds[0] == "explore" and set(kinds[1:first_side]) == {"descent"}, "no exploring while descent 1 runs"
     assert sent == 600, "the task does not end early: the rest of the budget is explored"
     assert starts[2] == pytest.approx(OPTIMUM / 10), "num_seeds=1, yet a descent starts from the find"
     assert kinds[-1] == "side"
+    # spend_budget's refills come only after the continued exploration: here it spends everything
+    assert _tune_with_a_side_find(600, spend_budget=True) == (kinds, starts, sent)
 
 
 def test_explore_every_must_be_zero_or_at_least_two():
