@@ -508,7 +508,8 @@ class _DropletSearch(PySearchStrategy):
         design space, and after the exploration the best of two spaces are often close while
         only one holds the faster basin (bench, C1D-0). With ``descents_per_batch=2`` the two
         spaces are descended side by side; measured so on three workloads (five seeds):
-        kernels 1.000 of the default's; alone on C1D-0, 1.056 (docs/benchmarks.md).
+        kernels 1.000 of the default's; alone on C1D-0, 1.056. With ``num_seeds=2`` on the
+        current default, six workloads, three seeds: 1.006 (C1D-0 0.967; docs/benchmarks.md).
     descent_batch : int >= 1 or None, default None
         Most candidates in a descent batch (``None``: the task's ``num_trials_per_iter``). A
         smaller batch measures only the cost model's best-ranked few neighbours and moves as soon
