@@ -695,9 +695,9 @@ class _DropletSearch(PySearchStrategy):
         the plan changes: a task may still take up to ``max_trials``, and one whose descents are
         done hands the rest back to the task scheduler (with ``explore_rest=False``). With
         ``max_trials_per_task`` set below the global budget the share is that cap divided by
-        the number of tasks: set ``explore_trials`` instead. A single task (``tune_tir``) is unaffected. Measured on the
-        built-in CNN at 300 trials (five seeds): 1.049x evolutionary search's model latency in
-        0.51 of its wall; off, 1.033x in 1.09 (docs/benchmarks.md).
+        the number of tasks: set ``explore_trials`` instead. A single task (``tune_tir``) is
+        unaffected. Measured on the built-in CNN at 300 trials (five seeds): 1.049x evolutionary
+        search's model latency in 0.51 of its wall; off, 1.033x in 1.09 (docs/benchmarks.md).
     seed : int or None, default None
         Seed of the strategy's own random choices; ``None`` derives it from the
         ``TuneContext``'s ``rand_state`` (``tune_tir(seed=...)``).
