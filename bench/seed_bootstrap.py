@@ -19,10 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from suite import _geomean  # the compare's own verdict arithmetic
+
 
 def geo_mean_ratio(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> float:
     """Geometric mean over workloads of median(contender's seeds) / median(reference's seeds)."""
-    return float(np.exp(np.mean([np.log(np.median(a) / np.median(b)) for a, b in pairs.values()])))
+    return _geomean([float(np.median(a) / np.median(b)) for a, b in pairs.values()])
 
 
 def bootstrap(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]], draws: int = 20000,

@@ -28,16 +28,11 @@ def test_a_constant_ratio_has_no_spread():
 def test_the_interval_holds_the_point_and_widens_with_spread():
     tight = {"W": ([0.9, 0.91, 0.89, 0.9, 0.9], [1.0, 1.01, 0.99, 1.0, 1.0])}
     loose = {"W": ([0.6, 1.2, 0.9, 0.7, 1.1], [1.0, 1.3, 0.8, 1.0, 0.9])}
-    for pairs in (tight, loose):
-        low, high = np_percentiles(bootstrap(pairs, draws=4000))
+    intervals = [np.percentile(bootstrap(pairs, draws=4000), [2.5, 97.5]) for pairs in (tight, loose)]
+    for pairs, (low, high) in zip((tight, loose), intervals, strict=True):
         assert low <= geo_mean_ratio(pairs) <= high
-    t_low, t_high = np_percentiles(bootstrap(tight, draws=4000))
-    l_low, l_high = np_percentiles(bootstrap(loose, draws=4000))
+    (t_low, t_high), (l_low, l_high) = intervals
     assert l_high - l_low > 5 * (t_high - t_low)
-
-
-def np_percentiles(draws):
-    return np.percentile(draws, [2.5, 97.5])
 
 
 def test_reads_a_summary_and_skips_workloads_without_both(tmp_path, capsys):
